@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace Replayer.Cli.Commands;
+
+/// <summary>Every subcommand, in the order `replayer --help` lists them.</summary>
+public static class CommandRegistry
+{
+    public static IEnumerable<Command> All()
+    {
+        yield break;
+    }
+}
