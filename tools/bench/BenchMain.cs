@@ -1,30 +1,33 @@
+using System.Reflection;
+
 namespace Replayer.Bench;
+
+/// <summary>A benchmark: a class with a public parameterless constructor, found by reflection.</summary>
+public interface IBenchmark
+{
+    /// <summary>Name on the command line (<c>bench NAME</c>).</summary>
+    string Name { get; }
+    string Help { get; }
+    int Run(string[] args);
+}
 
 public static class BenchMain
 {
-    /// <summary>Named benchmarks; each stage registers its own.</summary>
-    static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benchmarks = new(StringComparer.Ordinal);
-
-    public static void Register(string name, string help, Func<string[], int> run) => Benchmarks[name] = (help, run);
-
     public static int Run(string[] args)
     {
-        BenchRegistry.RegisterAll();
-        if (args.Length == 0 || !Benchmarks.TryGetValue(args[0], out var b))
+        var all = typeof(BenchMain).Assembly.GetTypes()
+            .Where(t => typeof(IBenchmark).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .Select(t => (IBenchmark)Activator.CreateInstance(t)!)
+            .OrderBy(b => b.Name, StringComparer.Ordinal)
+            .ToList();
+        var chosen = args.Length > 0 ? all.FirstOrDefault(b => b.Name == args[0]) : null;
+        if (chosen == null)
         {
-            Console.Error.WriteLine("usage: bench <name> [args]");
-            foreach (var (name, (help, _)) in Benchmarks.OrderBy(k => k.Key))
-                Console.Error.WriteLine($"  {name,-16} {help}");
+            Console.Error.WriteLine("usage: dotnet run -c Release --project tools/bench -- <name> [args]");
+            foreach (var b in all)
+                Console.Error.WriteLine($"  {b.Name,-16} {b.Help}");
             return 2;
         }
-        return b.Run(args[1..]);
-    }
-}
-
-/// <summary>One line per stage adds its benchmarks here.</summary>
-public static partial class BenchRegistry
-{
-    public static void RegisterAll()
-    {
+        return chosen.Run(args[1..]);
     }
 }
