@@ -27,7 +27,7 @@ public class SchemaTests
                     var names = f.Template.Fields.Select(x => x.Name).ToList();
                     Assert.Equal(names.Count, names.Distinct().Count());
                     foreach (var name in names)
-                        Assert.True(f.PrintFmt.Contains(name + "=") || f.PrintArgs.Any(a => a.Contains("REC->" + name)) || name.EndsWith("_major") || name.EndsWith("_minor"), f.FullName + ": " + name);
+                        Assert.True(f.PrintFmt.Contains(name + "=") || f.PrintFmt.Contains(name + " ") || f.PrintArgs.Any(a => a.Contains("REC->" + name)) || name.EndsWith("_major") || name.EndsWith("_minor"), f.FullName + ": " + name);
                 }
             }
         Assert.True(n > 50, "format files found: " + n);
