@@ -10,7 +10,14 @@ namespace Replayer.Gen;
 /// <c>kprobe_events.txt</c> (the <c>rt</c> probe definitions) and <c>expected.json</c>.</summary>
 public static class Output
 {
-    public const string TraceFile = "trace.txt", KprobeFile = "kprobe_events.txt", ExpectedFile = "expected.json";
+    public const string TraceFile = "trace.txt", KprobeFile = "kprobe_events.txt", ExpectedFile = "expected.json", UnameFile = "uname.txt";
+
+    /// <summary>Replay's invariant ids (src/Replayer.Replay/README.md) of I1–I7.</summary>
+    public static readonly IReadOnlyDictionary<string, string> InvariantIds = new Dictionary<string, string>
+    {
+        ["I1"] = "file-mapped-conservation", ["I2"] = "commit-before-remap", ["I3"] = "migration-flag-lifetime",
+        ["I4"] = "unmap-null-mapping", ["I5"] = "anon-vma-lifetime", ["I6"] = "migration-entry-balance", ["I7"] = "migrate-summary-consistency",
+    };
 
     public static void WriteFolder(GenResult r, string dir)
     {
@@ -18,9 +25,13 @@ public static class Output
         File.WriteAllText(Path.Combine(dir, TraceFile), FtraceText(r.Events), Utf8NoBom);
         File.WriteAllText(Path.Combine(dir, KprobeFile), KprobeEvents, Utf8NoBom);
         File.WriteAllText(Path.Combine(dir, ExpectedFile), ExpectedJson(r), Utf8NoBom);
+        File.WriteAllText(Path.Combine(dir, UnameFile), Uname(r.Release), Utf8NoBom);
     }
 
     static readonly UTF8Encoding Utf8NoBom = new(false);
+
+    /// <summary><c>uname -a</c> of the simulated kernel (era detection reads the release from it).</summary>
+    public static string Uname(string release) => $"Linux replayer-sim {release} #1 SMP x86_64 GNU/Linux\n";
 
     /// <summary>The <c>rt</c> group as it would be written to <c>kprobe_events</c> on 2.6.35
     /// x86_64 (struct page: <c>_mapcount</c> +12, <c>mapping</c> +24; page_cgroup: flags +0,
@@ -97,6 +108,7 @@ public static class Output
             {
                 w.WriteStartObject();
                 w.WriteString("invariant", f.Invariant);
+                w.WriteString("id", InvariantIds[f.Invariant]);
                 w.WriteString("kind", f.Kind);
                 w.WriteStartArray("pfns");
                 foreach (var p in f.Pfns) w.WriteStringValue("0x" + p.ToString("x", CultureInfo.InvariantCulture));

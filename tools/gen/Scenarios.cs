@@ -6,7 +6,7 @@ namespace Replayer.Gen;
 
 /// <summary>The result of one generated scenario: events in time order and the findings the
 /// simulation knows it caused.</summary>
-public sealed record GenResult(string Scenario, ulong Seed, string Kernel, IReadOnlyList<TraceEvent> Events, IReadOnlyList<ExpectedFinding> Findings);
+public sealed record GenResult(string Scenario, ulong Seed, string Kernel, string Release, IReadOnlyList<TraceEvent> Events, IReadOnlyList<ExpectedFinding> Findings);
 
 /// <summary>What pages a scenario creates and which tasks run beside the migration.</summary>
 public sealed record ScenarioSpec(
@@ -116,7 +116,7 @@ public static class Scenarios
         k.Run(procs);
         k.Current = migrator;
         k.Mark("migwl: done");
-        return new GenResult(spec.Name, seed, spec.Model.Name, k.Events, k.Findings);
+        return new GenResult(spec.Name, seed, spec.Model.Name, spec.Model.Release, k.Events, k.Findings);
     }
 
     static IEnumerable<Func<bool>?> Migrator(Kernel k, List<Page> pages, bool offlining, SimTask self)

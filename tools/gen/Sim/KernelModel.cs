@@ -17,6 +17,8 @@ public enum NullMappingPolicy
 /// </summary>
 public sealed record KernelModel(
     string Name,
+    /// <summary>The release the capture's <c>uname.txt</c> reports.</summary>
+    string Release,
     /// <summary>Seed 004 (2.6.35): new page committed in <c>mem_cgroup_prepare_migration</c>,
     /// <c>PCG_MIGRATION</c> held on the old anon page, FORCE uncharge of the unused page at end.
     /// False: 2.6.34, commit of the target only in <c>mem_cgroup_end_migration</c>.</summary>
@@ -29,12 +31,12 @@ public sealed record KernelModel(
     bool GuardUnmappedAnon)
 {
     /// <summary>Linux 2.6.34: pre-fix for seed 004 (the lost FILE_MAPPED race), has seed 003's checks (RCU only).</summary>
-    public static readonly KernelModel V2634 = new("2.6.34", false, NullMappingPolicy.SkipAll, false, false);
+    public static readonly KernelModel V2634 = new("2.6.34", "2.6.34", false, NullMappingPolicy.SkipAll, false, false);
 
     /// <summary>Linux 2.6.35: both fixes, anon_vma external refcount, remap_swapcache.</summary>
-    public static readonly KernelModel V2635 = new("2.6.35", true, NullMappingPolicy.SkipUnmap, true, true);
+    public static readonly KernelModel V2635 = new("2.6.35", "2.6.35", true, NullMappingPolicy.SkipUnmap, true, true);
 
     /// <summary>2.6.35's memcg code with seed 003 reverted: the 2.6.22-style <c>unmap_and_move</c>
     /// (no mapping check, no RCU / anon_vma pin, always remaps).</summary>
-    public static readonly KernelModel Pre003 = new("2.6.22-style unmap_and_move (seed 003 reverted) + 2.6.35 memcg", true, NullMappingPolicy.Unmap, false, false);
+    public static readonly KernelModel Pre003 = new("2.6.22-style unmap_and_move (seed 003 reverted) + 2.6.35 memcg", "2.6.35-unplug003revert", true, NullMappingPolicy.Unmap, false, false);
 }
