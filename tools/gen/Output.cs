@@ -89,7 +89,12 @@ public static class Output
         }
         sb.Append(shortName).Append(':');
         if (e.Probe != null) sb.Append(" (").Append(e.Probe).Append(')');
-        foreach (var f in e.Fields) sb.Append(' ').Append(f.Name).Append('=').Append(f.FormatValue());
+        foreach (var f in e.Fields)
+        {
+            // 2.6.35 mm_pagevec_free prints "page=%p pfn=%lu order=0 cold=%d": order is not a field
+            if (f.Name == "cold" && e.Name == "kmem:mm_pagevec_free") sb.Append(" order=0");
+            sb.Append(' ').Append(f.Name).Append('=').Append(f.FormatValue());
+        }
         sb.Append('\n');
     }
 

@@ -129,7 +129,7 @@ public sealed partial class Kernel
         if ((p.Pc & Pcg.Migration) != 0)
             Found("I3", "freed-with-migration-flag", $"page {p.Pfn:x} freed while PCG_MIGRATION is set", p.Pfn);
         if (pagevec)
-            Tracepoint("kmem:mm_pagevec_free", EventField.U64("page", PagePointer(p.Pfn), FieldStyle.Pointer), Dec("pfn", p.Pfn), Sgn("order", 0), Sgn("cold", 0));
+            Tracepoint("kmem:mm_pagevec_free", EventField.U64("page", PagePointer(p.Pfn), FieldStyle.Pointer), Dec("pfn", p.Pfn), Sgn("cold", 0)); // "order=0" is literal text of the format
         else
             Tracepoint("kmem:mm_page_free_direct", EventField.U64("page", PagePointer(p.Pfn), FieldStyle.Pointer), Dec("pfn", p.Pfn), Sgn("order", 0));
     }
