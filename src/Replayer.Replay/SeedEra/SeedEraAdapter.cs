@@ -101,6 +101,9 @@ public sealed class SeedEraAdapter : IEraAdapter
                     // a file page committed while mapped: the memcg now owns a mapped page
                     if (c.Ctype != CtypeMapped && page.IsMapped) s.Memcg(c.Memcg).ImpliedDelta += 1;
                 }
+                // 2.6.35 commits the new page inside prepare: without a newpage argument, that commit names it
+                if (x.PrepareInFlight.TryGetValue(c.Pid, out var preparing) && preparing.SrcPfn != page.Pfn && preparing.DstPfn == PageRef.NoPfn)
+                    SetDst(s, preparing, page.Pfn);
                 if (s.AttemptOfDst(page.Pfn) is { } at && x.AttemptOrNull(at) is { } sa)
                 {
                     sa.NewCommitted = true;
