@@ -103,6 +103,7 @@ public sealed class CommitBeforeRemapSeed : IInvariant
                 var at = s.AttemptOfDst(r.Page.Pfn);
                 var sa = x.AttemptOrNull(at);
                 if (sa == null || sa.Mem == 0 || !sa.PrepareOk || sa.NewCommitted || sa.FirstAddBeforeCommit != null) return;
+                if (at!.Tainted) { ctx.Skip(this); return; }
                 sa.FirstAddBeforeCommit = r;
                 if (sa.Success == true) Report(ctx, at!, sa);
                 break;
@@ -133,7 +134,8 @@ public sealed class CommitBeforeRemapSeed : IInvariant
         };
         var sa = x.AttemptOrNull(at);
         if (sa == null || sa.Mem == 0 || !sa.PrepareOk || sa.Success != true || sa.I2Reported) return;
-        if (sa.FirstAddBeforeCommit != null) Report(ctx, at!, sa);
+        if (at!.Tainted) { sa.I2Reported = true; ctx.Skip(this); return; }
+        if (sa.FirstAddBeforeCommit != null) Report(ctx, at, sa);
         else if (e is EndMigrationEvent) ctx.Checked(this);
     }
 
@@ -183,6 +185,13 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
             PrepareMigrationEvent p when p.Page.HasPfn => (p.Page.Pfn, p.PcFlags),
             _ => null,
         };
+        if (e is DataLossEvent)
+        {
+            // the events that would explain a later pcflags change may be among the lost ones
+            if (_pending.Count > 0) ctx.Skip(this, _pending.Count);
+            _pending.Clear();
+            return;
+        }
         if (seen is { } o && _pending.Remove(o.pfn, out var un))
         {
             ctx.Checked(this);
@@ -196,8 +205,10 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
         {
             case UnchargeCommonEvent u when u.Page.HasPfn && Seed.Used(u.PcFlags):
             {
-                var sa = SeedState.Of(s).AttemptOrNull(s.AttemptOfSrc(u.Page.Pfn));
+                var at = s.AttemptOfSrc(u.Page.Pfn);
+                var sa = SeedState.Of(s).AttemptOrNull(at);
                 if (sa is not { Open: true }) return;
+                if (at!.Tainted) { ctx.Skip(this); return; }
                 bool mappedCheck = u.Ctype is SeedEraAdapter.CtypeMapped or SeedEraAdapter.CtypeDrop;
                 if (mappedCheck && ((u.PcFlags & PcgFlags.Migration) != 0 || u.Mapcount >= 0)) { ctx.Checked(this); return; }
                 _pending[u.Page.Pfn] = u;
@@ -294,6 +305,7 @@ public sealed class AnonVmaLifetimeSeed : IInvariant
                 var sa = x.AttemptOrNull(s.AttemptOfSrc(r.Src.Pfn));
                 if (x.FreedAnonVmas.Contains(av))
                 {
+                    if (x.AnonVmaTainted) { ctx.Skip(this); return; }
                     ctx.Checked(this);
                     ctx.Report(this, ReplayContext.MakeFinding(r,
                         $"walk-freed-anon-vma: remove_migration_ptes walks anon_vma {Seed.Hex(av)} of old pfn {Seed.Hex(r.Src.Pfn)}, freed during the migration",
