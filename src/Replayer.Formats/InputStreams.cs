@@ -7,11 +7,13 @@ namespace Replayer.Formats;
 public sealed class PrefixStream(byte[] prefix, Stream inner) : Stream
 {
     int _pos;
+    long _read;
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
     public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    /// <summary>Bytes read so far (some decompressors track their position).</summary>
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
     public override void Flush() { }
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
     public override int Read(Span<byte> buffer)
@@ -21,9 +23,12 @@ public sealed class PrefixStream(byte[] prefix, Stream inner) : Stream
             int n = Math.Min(buffer.Length, prefix.Length - _pos);
             prefix.AsSpan(_pos, n).CopyTo(buffer);
             _pos += n;
+            _read += n;
             return n;
         }
-        return inner.Read(buffer);
+        int r = inner.Read(buffer);
+        _read += r;
+        return r;
     }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
