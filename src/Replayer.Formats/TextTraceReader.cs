@@ -24,7 +24,7 @@ public sealed class TextTraceReader : ITraceReader
     readonly TraceOpenOptions _options;
     readonly Utf8Interner _interner = new();
     readonly Utf8Interner _valueInterner = new(1 << 15, 48);
-    readonly Dictionary<string, NameInfo> _names = new(StringComparer.Ordinal);
+    readonly Utf8Map<NameInfo> _names = new(4096);
     long _lastTs;
     bool _ended;
     string _why = "";
@@ -385,8 +385,10 @@ public sealed class TextTraceReader : ITraceReader
 
     NameInfo Resolve(ReadOnlySpan<byte> nameBytes)
     {
+        int hash = Utf8Map<NameInfo>.Hash(nameBytes);
+        var info = _names.Find(nameBytes, hash);
+        if (info != null) return info;
         var name = _interner.Get(nameBytes);
-        if (_names.TryGetValue(name, out var info)) return info;
         int colon = name.IndexOf(':');
         var schema = _registry.Find(name);
         string full, shortName = colon >= 0 ? name[(colon + 1)..] : name;
@@ -413,7 +415,7 @@ public sealed class TextTraceReader : ITraceReader
             ProbeExpected = schema != null && schema.Templates.Any(t => t.Probe != ProbeKind.None),
             IsDataLoss = full == SyntheticEvents.DataLoss,
         };
-        _names[name] = info;
+        _names.TryAdd(nameBytes, hash, info);
         return info;
     }
 
