@@ -214,6 +214,34 @@ public sealed class TextTraceReader : ITraceReader
         };
     }
 
+    /// <summary>perf script --show-lost-events: "... PERF_RECORD_LOST lost: 12" (any spelling with a number after "lost").</summary>
+    TraceEvent PerfLost(ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm)
+    {
+        ulong lost = 0;
+        var rest = t["PERF_RECORD_LOST"u8.Length..];
+        int k = rest.LastIndexOf("lost"u8);
+        if (k >= 0)
+        {
+            int d = k + 4;
+            while (d < rest.Length && (rest[d] == (byte)':' || rest[d] == (byte)' ')) d++;
+            int de = d;
+            while (de < rest.Length && IsDigit(rest[de])) de++;
+            if (de > d) ulong.TryParse(rest[d..de], NumberStyles.None, CultureInfo.InvariantCulture, out lost);
+        }
+        Stats.LostEvents += (long)lost;
+        Stats.DataLossMarkers++;
+        return new TraceEvent
+        {
+            Timestamp = ts,
+            Cpu = cpu,
+            Pid = pid,
+            Comm = _interner.Get(comm),
+            Name = SyntheticEvents.DataLoss,
+            Fields = [EventField.U64("lost", lost)],
+            Source = _lines.LineNumber,
+        };
+    }
+
     /// <summary>sec.frac followed by ':' → nanoseconds.</summary>
     static bool TryParseTimestamp(ReadOnlySpan<byte> tok, out long ns)
     {
@@ -317,6 +345,8 @@ public sealed class TextTraceReader : ITraceReader
             while (pe2 < line.Length && IsDigit(line[pe2])) pe2++;
             if (pe2 > i && pe2 < line.Length && line[pe2] == (byte)' ') i = SkipBlanks(line, pe2);
         }
+        if (line[i..].StartsWith("PERF_RECORD_LOST"u8))
+            return PerfLost(line[i..], ts, cpu, pid, comm);
         int ns = i, ne = -1;
         for (int j = i; j < line.Length; j++)
         {

@@ -78,6 +78,24 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Trace_cmd_dropped_and_perf_lost_records_become_data_loss_events()
+    {
+        using var r = OpenText("cpus=2\n           migwl-487   [000]    45.404999: mm_page_free: page=0xffffffff9aa189bc pfn=0x1 order=0\n" +
+                               "CPU:1 [120 EVENTS DROPPED]\n" +
+                               "CPU:0 [EVENTS DROPPED]\n", strict: true);
+        var evs = ReadAll(r);
+        Assert.Equal([0UL, 120UL, 0UL], evs.Select(e => e.U64("lost") ?? 0));
+        Assert.Equal(120, r.Stats.LostEvents);
+        Assert.Equal(2, r.Stats.DataLossMarkers);
+        using var p = OpenText("            perf   564 [001]    62.125995:  kmem:mm_page_free: page=0x5fb5a pfn=0x5fb5a order=0\n" +
+                               "            perf   564 [001]    62.125996: PERF_RECORD_LOST lost: 77\n", strict: true);
+        var pe = ReadAll(p);
+        Assert.Equal(SyntheticEvents.DataLoss, pe[1].Name);
+        Assert.Equal(77UL, pe[1].U64("lost"));
+        Assert.Equal(77, p.Stats.LostEvents);
+    }
+
+    [Fact]
     public void Decimal_pfns_of_2_6_35_style_traces()
     {
         var evs = ReadText(FtraceHeader +
