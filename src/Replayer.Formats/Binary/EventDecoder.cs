@@ -1,0 +1,340 @@
+using System.Globalization;
+using System.Text;
+using Replayer.Core;
+
+namespace Replayer.Formats.Binary;
+
+/// <summary>One printf conversion of a print format (<c>%lx</c>, <c>%s</c>, <c>%p</c>).</summary>
+public sealed record Conversion(string Spec, char Conv, int LongCount, char Half, string Ext, bool ZeroPad, bool LeftAlign, int Width, int Precision)
+{
+    /// <summary>Value type of the conversion's output.</summary>
+    public FieldType Type => Conv switch
+    {
+        'd' or 'i' => FieldType.S64,
+        'u' or 'x' or 'X' or 'o' => FieldType.U64,
+        'p' when Ext.Length == 0 => FieldType.U64,
+        _ => FieldType.Str,
+    };
+}
+
+/// <summary>A print format split into literal text and conversions.</summary>
+public sealed class PrintFormatParts
+{
+    public required string[] Literals { get; init; } // Literals[i] precedes Conversions[i]; last literal trails
+    public required Conversion[] Conversions { get; init; }
+
+    public static PrintFormatParts Parse(string fmt)
+    {
+        var lits = new List<string>();
+        var convs = new List<Conversion>();
+        var lit = new StringBuilder();
+        int i = 0;
+        while (i < fmt.Length)
+        {
+            char c = fmt[i];
+            if (c != '%') { lit.Append(c); i++; continue; }
+            if (i + 1 < fmt.Length && fmt[i + 1] == '%') { lit.Append('%'); i += 2; continue; }
+            int st = i++;
+            bool zero = false, left = false;
+            while (i < fmt.Length && "-+ #0".Contains(fmt[i])) { if (fmt[i] == '0') zero = true; if (fmt[i] == '-') left = true; i++; }
+            int width = 0, prec = -1;
+            while (i < fmt.Length && char.IsDigit(fmt[i])) width = Math.Min(width * 10 + (fmt[i++] - '0'), 4096);
+            if (i < fmt.Length && fmt[i] == '*') { i++; width = -1; }
+            if (i < fmt.Length && fmt[i] == '.')
+            {
+                i++; prec = 0;
+                while (i < fmt.Length && char.IsDigit(fmt[i])) prec = Math.Min(prec * 10 + (fmt[i++] - '0'), 4096);
+                if (i < fmt.Length && fmt[i] == '*') { i++; prec = -2; }
+            }
+            int longs = 0; char half = '\0';
+            while (i < fmt.Length && "lLhzjtq".Contains(fmt[i]))
+            {
+                char m = fmt[i++];
+                if (m is 'l' or 'q' or 'j' or 'z' or 't') longs++;
+                else if (m == 'L') longs = 2;
+                else if (m == 'h') half = half == 'h' ? 'H' : 'h';
+            }
+            if (i >= fmt.Length) { lit.Append(fmt, st, fmt.Length - st); break; }
+            char conv = fmt[i++];
+            string ext = "";
+            if (conv == 'p')
+            {
+                int es = i;
+                while (i < fmt.Length && char.IsLetterOrDigit(fmt[i]) && "sSfFBRrhbMmIiEUVKNadDgGpx".Contains(fmt[i]) && i - es < 3) i++;
+                ext = fmt[es..i];
+            }
+            lits.Add(lit.ToString());
+            lit.Clear();
+            convs.Add(new Conversion(fmt[st..i], conv, longs, half, ext, zero, left, width, prec));
+        }
+        lits.Add(lit.ToString());
+        return new PrintFormatParts { Literals = lits.ToArray(), Conversions = convs.ToArray() };
+    }
+}
+
+/// <summary>
+/// Decodes the binary records of one event format into canonical <see cref="TraceEvent"/>s:
+/// the printed fields in print order, evaluated from the print format's argument expressions.
+/// </summary>
+public sealed class EventDecoder
+{
+    public EventFormat Format { get; }
+    public string Name { get; }
+    readonly RecordField? _pid, _flags, _preempt;
+    readonly Printed[] _printed;
+    readonly PrintExpr? _probeIp, _probeFunc, _probeRet;
+    /// <summary>Printed fields that could not be evaluated (unknown helper or kernel variable): name → count.</summary>
+    public bool Generic { get; }
+
+    sealed class Printed
+    {
+        public required string Name;
+        public required Conversion[] Convs;
+        public required PrintExpr[] Args;
+        public required string[] Between; // literal text between consecutive conversions of a joined field
+        public FieldType Type;
+        public FieldStyle Style;
+    }
+
+    public EventDecoder(EventFormat format)
+    {
+        Format = format;
+        Name = string.Intern(format.FullName);
+        _pid = format.Field("common_pid");
+        _flags = format.Field("common_flags");
+        _preempt = format.Field("common_preempt_count");
+        var parts = PrintFormatParts.Parse(format.PrintFormat);
+        var args = format.PrintArgs.Select(a => PrintExpr.Parse(a, format)).ToArray();
+        int ci = 0;
+        // kprobe / kretprobe location columns: "(%lx)" or "(%lx <- %lx)" at the start.
+        if (parts.Conversions.Length >= 1 && parts.Literals[0] == "(" && args.Length >= 1
+            && args[0].PlainField?.Name is "__probe_ip" or "__probe_func")
+        {
+            if (parts.Literals.Length > 1 && parts.Literals[1] == ")" || parts.Literals[1].StartsWith(") ", StringComparison.Ordinal))
+            {
+                _probeIp = args[0];
+                ci = 1;
+            }
+            else if (parts.Conversions.Length >= 2 && parts.Literals[1] == " <- " && args.Length >= 2)
+            {
+                _probeFunc = args[0];
+                _probeRet = args[1];
+                ci = 2;
+            }
+        }
+        var printed = new List<Printed>();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        while (ci < parts.Conversions.Length)
+        {
+            string before = parts.Literals[ci];
+            string name = NameBefore(before) ?? NameFromArg(ci < args.Length ? args[ci] : null) ?? "arg" + ci;
+            int start = ci;
+            var between = new List<string>();
+            ci++;
+            // Conversions glued together (%s%s%s) print one value.
+            while (ci < parts.Conversions.Length && parts.Literals[ci].Length == 0)
+            {
+                between.Add("");
+                ci++;
+            }
+            var convs = parts.Conversions[start..ci];
+            var a = new PrintExpr[convs.Length];
+            for (int k = 0; k < a.Length; k++)
+                a[k] = start + k < args.Length ? args[start + k] : new PrintExpr.UnknownExpr("missing argument");
+            string unique = name;
+            for (int n = 2; !used.Add(unique); n++) unique = name + n;
+            var p = new Printed { Name = string.Intern(unique), Convs = convs, Args = a, Between = between.ToArray() };
+            if (convs.Length == 1)
+            {
+                p.Type = convs[0].Type;
+                p.Style = convs[0].Conv switch
+                {
+                    'x' or 'X' => before.EndsWith("0x", StringComparison.Ordinal) ? FieldStyle.Hex : FieldStyle.BareHex,
+                    'p' => FieldStyle.Pointer,
+                    _ => FieldStyle.Decimal,
+                };
+            }
+            else p.Type = FieldType.Str;
+            printed.Add(p);
+        }
+        _printed = printed.ToArray();
+    }
+
+    static string? NameBefore(string lit)
+    {
+        if (!lit.EndsWith('=') && !lit.EndsWith("=0x", StringComparison.Ordinal)) return null;
+        int end = lit.LastIndexOf('=');
+        int st = end;
+        while (st > 0 && (char.IsLetterOrDigit(lit[st - 1]) || lit[st - 1] is '_' or '.' or '-' or '[' or ']')) st--;
+        return st < end ? lit[st..end] : null;
+    }
+
+    static string? NameFromArg(PrintExpr? e) => e?.PlainField?.Name;
+
+    public int Pid(ReadOnlySpan<byte> rec, bool big) =>
+        _pid != null && _pid.Offset + _pid.Size <= rec.Length ? (int)Endian.SignExtend(Endian.Read(rec.Slice(_pid.Offset, _pid.Size), _pid.Size, big), _pid.Size) : 0;
+
+    /// <summary>The irq-info column raw ftrace prints (<c>d..3.</c>).</summary>
+    public string? IrqFlags(ReadOnlySpan<byte> rec)
+    {
+        if (_flags == null || _preempt == null || _flags.Offset >= rec.Length || _preempt.Offset >= rec.Length) return null;
+        return IrqFlagsText(rec[_flags.Offset], rec[_preempt.Offset]);
+    }
+
+    static readonly string?[] _flagCache = new string?[65536];
+
+    public static string IrqFlagsText(byte flags, byte preempt)
+    {
+        int key = flags << 8 | preempt;
+        var s = _flagCache[key];
+        if (s != null) return s;
+        bool nmi = (flags & 0x40) != 0, hard = (flags & 0x08) != 0, soft = (flags & 0x10) != 0, bhOff = (flags & 0x80) != 0;
+        bool irqOff = (flags & 0x01) != 0;
+        char c1 = irqOff && bhOff ? 'D' : irqOff ? 'd' : bhOff ? 'b' : (flags & 0x02) != 0 ? 'X' : '.';
+        char c2 = (flags & 0x24) switch { 0x24 => 'N', 0x04 => 'n', 0x20 => 'p', _ => '.' };
+        char c3 = nmi && hard ? 'Z' : nmi ? 'z' : hard && soft ? 'H' : hard ? 'h' : soft ? 's' : '.';
+        char c4 = (preempt & 0xf) != 0 ? "0123456789abcdef"[preempt & 0xf] : '.';
+        char c5 = (preempt & 0xf0) != 0 ? "0123456789abcdef"[preempt >> 4] : '.';
+        s = string.Intern(new string([c1, c2, c3, c4, c5]));
+        _flagCache[key] = s;
+        return s;
+    }
+
+    /// <summary>Evaluates the printed fields. Fields whose value cannot be computed (a helper or kernel
+    /// variable not known) are left out and counted in <paramref name="stats"/>.</summary>
+    public EventField[] Fields(RecordContext ctx, ReadStats stats, Kallsyms? syms)
+    {
+        var printed = _printed;
+        if (printed.Length == 0) return TraceEvent.NoFields;
+        var result = new EventField[printed.Length];
+        int n = 0;
+        foreach (var p in printed)
+        {
+            if (p.Convs.Length == 1)
+            {
+                var v = p.Args[0].Eval(ctx);
+                var c = p.Convs[0];
+                if (v.Kind == ValueKind.Unknown) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                switch (p.Type)
+                {
+                    case FieldType.S64 when v.IsInt:
+                        result[n++] = EventField.S64(p.Name, ToSigned(v.Bits, c));
+                        continue;
+                    case FieldType.U64 when v.IsInt:
+                        result[n++] = EventField.U64(p.Name, ToUnsigned(v.Bits, c), p.Style);
+                        continue;
+                }
+                result[n++] = EventField.Str(p.Name, FormatOne(v, c, syms));
+            }
+            else
+            {
+                var sb = new StringBuilder();
+                bool ok = true;
+                for (int k = 0; k < p.Convs.Length; k++)
+                {
+                    if (k > 0) sb.Append(p.Between[k - 1]);
+                    var v = p.Args[k].Eval(ctx);
+                    if (v.Kind == ValueKind.Unknown) { ok = false; break; }
+                    sb.Append(FormatOne(v, p.Convs[k], syms));
+                }
+                if (!ok) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                result[n++] = EventField.Str(p.Name, string.Intern(sb.ToString()));
+            }
+        }
+        if (n != result.Length) Array.Resize(ref result, n);
+        return result;
+    }
+
+    /// <summary>The kprobe location column, resolved through kallsyms when possible.</summary>
+    public string? Probe(RecordContext ctx, Kallsyms? syms)
+    {
+        if (_probeIp != null)
+        {
+            var v = _probeIp.Eval(ctx);
+            return v.IsInt ? ProbeText(v.Bits, syms, true) : null;
+        }
+        if (_probeFunc != null && _probeRet != null)
+        {
+            var f = _probeFunc.Eval(ctx);
+            var r = _probeRet.Eval(ctx);
+            if (!f.IsInt || !r.IsInt) return null;
+            return ProbeText(f.Bits, syms, true) + " <- " + ProbeText(r.Bits, syms, false);
+        }
+        return null;
+    }
+
+    static string ProbeText(ulong addr, Kallsyms? syms, bool withSize)
+    {
+        if (syms != null)
+        {
+            var s = syms.Describe(addr, withSize);
+            if (s != null) return s;
+        }
+        return StringCache.Hex(addr)[2..];
+    }
+
+    public bool IsProbe => _probeIp != null || _probeFunc != null;
+
+    static long ToSigned(ulong v, Conversion c) => c.LongCount > 0 ? (long)v
+        : c.Half == 'h' ? (short)v : c.Half == 'H' ? (sbyte)v : (int)v;
+
+    static ulong ToUnsigned(ulong v, Conversion c) => c.LongCount > 0 || c.Conv == 'p' ? v
+        : c.Half == 'h' ? (ushort)v : c.Half == 'H' ? (byte)v : (uint)v;
+
+    /// <summary>Formats one value with its conversion, as printf would (for joined fields and %s).</summary>
+    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms)
+    {
+        string body;
+        if (v.Kind == ValueKind.Str)
+        {
+            body = v.Str!;
+            if (c.Precision >= 0 && body.Length > c.Precision) body = body[..c.Precision];
+        }
+        else
+        {
+            switch (c.Conv)
+            {
+                case 'd' or 'i': body = ToSigned(v.Bits, c).ToString(CultureInfo.InvariantCulture); break;
+                case 'u': body = ToUnsigned(v.Bits, c).ToString(CultureInfo.InvariantCulture); break;
+                case 'x': body = ToUnsigned(v.Bits, c).ToString("x", CultureInfo.InvariantCulture); break;
+                case 'X': body = ToUnsigned(v.Bits, c).ToString("X", CultureInfo.InvariantCulture); break;
+                case 'o': body = Convert.ToString((long)ToUnsigned(v.Bits, c), 8); break;
+                case 'c': body = ((char)(byte)v.Bits).ToString(); break;
+                case 'p':
+                    if (c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F' && syms != null)
+                        body = syms.Describe(v.Bits, c.Ext[0] is 'S' or 'F') ?? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture);
+                    else body = c.Ext.Length > 0 ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
+                    break;
+                default: body = v.Bits.ToString(CultureInfo.InvariantCulture); break;
+            }
+        }
+        if (c.Width > body.Length)
+        {
+            char pad = c.ZeroPad && v.Kind == ValueKind.Int && !c.LeftAlign ? '0' : ' ';
+            body = c.LeftAlign ? body.PadRight(c.Width) : body.PadLeft(c.Width, pad);
+        }
+        return body;
+    }
+}
+
+/// <summary>The record an expression is evaluated against, reusable across records.</summary>
+public sealed class RecordContext : IRecordContext
+{
+    byte[] _buf = [];
+    int _off, _len;
+    readonly IReadOnlyDictionary<string, ulong> _symbols;
+
+    public RecordContext(bool bigEndian, int longSize, IReadOnlyDictionary<string, ulong>? symbols)
+    {
+        BigEndian = bigEndian;
+        LongSize = longSize;
+        _symbols = symbols ?? new Dictionary<string, ulong>();
+    }
+
+    public void Set(byte[] buf, int off, int len) { _buf = buf; _off = off; _len = len; }
+
+    public ReadOnlySpan<byte> Record => _buf.AsSpan(_off, _len);
+    public bool BigEndian { get; }
+    public int LongSize { get; }
+    public bool TryGetSymbolValue(string name, out ulong value) => _symbols.TryGetValue(name, out value);
+}

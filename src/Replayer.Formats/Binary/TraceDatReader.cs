@@ -1,0 +1,618 @@
+using System.Globalization;
+using System.Text;
+using Replayer.Core;
+
+namespace Replayer.Formats.Binary;
+
+/// <summary>Options of the binary readers.</summary>
+public sealed class BinaryReaderOptions
+{
+    /// <summary>Values (not addresses) of kernel variables print formats use, e.g. <c>vmemmap_base</c>:
+    /// then <c>kmem:mm_page_alloc</c>'s <c>page=</c> is the pointer the kernel would print. Without it,
+    /// such fields are left out (never guessed) and counted in the stats.</summary>
+    public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
+    /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
+    public bool SymbolicProbes { get; set; } = true;
+    /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
+    public bool AllInstances { get; set; } = true;
+}
+
+/// <summary>
+/// trace-cmd <c>trace.dat</c> reader, file versions 6 and 7 (with zstd/zlib-compressed sections).
+/// Metadata is read up front; ring-buffer pages are read (and decompressed chunk by chunk) lazily
+/// as events are merged from the per-CPU streams in timestamp order.
+/// </summary>
+public sealed class TraceDatReader : ITraceReader
+{
+    public static ReadOnlySpan<byte> Magic => [0x17, 0x08, 0x44, (byte)'t', (byte)'r', (byte)'a', (byte)'c', (byte)'i', (byte)'n', (byte)'g'];
+
+    readonly BinarySource _src;
+    readonly BinaryReaderOptions _opt;
+    bool _big;
+    int _longSize, _pageSize;
+    string _compression = "none";
+    string? _headerPage, _headerEvent;
+    long _headerInfoOffset = -1;
+    readonly Dictionary<int, EventDecoder> _decoders = new();
+    readonly Dictionary<int, string> _comms = new();
+    Kallsyms? _kallsyms;
+    RingLayout? _layout;
+    readonly List<CpuStream> _streams = new();
+    readonly List<(string Name, long Offset, List<(int Cpu, long Off, long Size)> Cpus, int PageSize)> _buffers = new();
+    List<(long Off, long Size)>? _v6Cpus;
+    int _cpuCount;
+    ulong _tscMult = 0, _tscShift = 0;
+    long _tscOffset, _tsOffset;
+    bool _tsc2nsec;
+    readonly PriorityQueue<CpuStream, (ulong, int)> _heap = new();
+    RecordContext _ctx = null!;
+    bool _started;
+
+    public TraceFormat Format => TraceFormat.TraceDat;
+    public string SourceName => _src.Name;
+    public CaptureHeader Header { get; } = new();
+    public ReadStats Stats { get; } = new();
+    public Kallsyms? Kallsyms => _kallsyms;
+    public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
+
+    public TraceDatReader(string path, BinaryReaderOptions? options = null) : this(BinarySource.Open(path), options) { }
+
+    public TraceDatReader(Stream stream, string name, BinaryReaderOptions? options = null) : this(new BinarySource(stream, name), options) { }
+
+    public TraceDatReader(BinarySource src, BinaryReaderOptions? options = null)
+    {
+        _src = src;
+        _opt = options ?? new BinaryReaderOptions();
+        try
+        {
+            ReadMetadata();
+        }
+        catch
+        {
+            src.Dispose();
+            throw;
+        }
+    }
+
+    string Name => _src.Name;
+
+    // ------------------------------------------------------------------ metadata
+
+    void ReadMetadata()
+    {
+        // Preamble: magic, version string, endianness, long size, page size.
+        long len = Math.Min(_src.Length, 64);
+        var pre = _src.ReadBytes(0, len, "trace.dat preamble");
+        var r = new ByteReader(pre, 0, false, Name);
+        var magic = r.Bytes(10, "trace.dat magic");
+        if (!magic.SequenceEqual(Magic))
+            TraceInputException.ThrowAtOffset(Name, 0, "trace.dat magic \\x17\\x08\\x44tracing", Encoding.Latin1.GetString(magic));
+        string version = r.CString("file version");
+        if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out int ver) || ver is < 6 or > 7)
+            TraceInputException.ThrowAtOffset(Name, 10, "trace.dat file version 6 or 7", version);
+        byte endian = r.U8("endianness");
+        if (endian > 1) TraceInputException.ThrowAtOffset(Name, r.Offset - 1, "endianness 0 or 1", endian.ToString());
+        _big = endian == 1;
+        _longSize = r.U8("long size");
+        if (_longSize is not (4 or 8)) TraceInputException.ThrowAtOffset(Name, r.Offset - 1, "long size 4 or 8", _longSize.ToString());
+        var r2 = new ByteReader(pre.AsSpan(r.Pos), r.Pos, _big, Name);
+        uint page = r2.U32("page size");
+        if (page < 64 || page > 1 << 24)
+            TraceInputException.ThrowAtOffset(Name, r.Pos, "page size between 64 and 16M", page.ToString());
+        _pageSize = (int)page;
+        Header.FormatVersion = "trace.dat v" + ver;
+        Header.Properties["trace.dat.version"] = version;
+        Header.Properties["page_size"] = page.ToString(CultureInfo.InvariantCulture);
+        long pos = r2.Offset;
+        _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);
+        if (ver == 6) ReadV6(pos);
+        else ReadV7(pre, r2.Pos + r.Pos);
+        BuildStreams();
+        Header.CpuCount ??= _cpuCount;
+    }
+
+    /// <summary>Reads a NUL-terminated string at a file offset (bounded).</summary>
+    string CStringAt(ref long pos, string what, int max = 4096)
+    {
+        int n = (int)Math.Min(max, _src.Length - pos);
+        if (n <= 0) TraceInputException.ThrowAtOffset(Name, pos, what, "end of input");
+        var b = _src.ReadBytes(pos, n, what);
+        int z = Array.IndexOf(b, (byte)0);
+        if (z < 0) TraceInputException.ThrowAtOffset(Name, pos, "NUL-terminated " + what, "no NUL within " + n + " bytes");
+        pos += z + 1;
+        return Encoding.UTF8.GetString(b, 0, z);
+    }
+
+    ulong UAt(long pos, int size, string what)
+    {
+        Span<byte> b = stackalloc byte[8];
+        _src.Read(pos, b[..size], what);
+        return Endian.Read(b, size, _big);
+    }
+
+    long SizeAt(long pos, int size, string what, long limit)
+    {
+        ulong v = UAt(pos, size, what);
+        if (v > (ulong)limit) TraceInputException.ThrowAtOffset(Name, pos, $"{what} <= {limit}", v.ToString(CultureInfo.InvariantCulture));
+        return (long)v;
+    }
+
+    void ReadV6(long pos)
+    {
+        // header_page, header_event
+        var hp = ExpectTag(ref pos, "header_page");
+        long n = SizeAt(pos, 8, "header_page size", _src.Length - pos - 8); pos += 8;
+        _headerPage = Encoding.UTF8.GetString(_src.ReadBytes(pos, n, "header_page")); pos += n;
+        ExpectTag(ref pos, "header_event");
+        n = SizeAt(pos, 8, "header_event size", _src.Length - pos - 8); pos += 8;
+        _headerEvent = Encoding.UTF8.GetString(_src.ReadBytes(pos, n, "header_event")); pos += n;
+        _headerInfoOffset = hp;
+        pos = ReadFtraceFormats(pos, _src.Length);
+        pos = ReadEventFormats(pos, _src.Length);
+        n = SizeAt(pos, 4, "kallsyms size", _src.Length - pos - 4); pos += 4;
+        LoadKallsyms(_src.ReadBytes(pos, n, "kallsyms")); pos += n;
+        n = SizeAt(pos, 4, "printk formats size", _src.Length - pos - 4); pos += 4;
+        Header.Properties["printk_formats.bytes"] = n.ToString(CultureInfo.InvariantCulture);
+        pos += n;
+        n = SizeAt(pos, 8, "saved cmdlines size", _src.Length - pos - 8); pos += 8;
+        LoadCmdlines(_src.ReadBytes(pos, n, "saved cmdlines")); pos += n;
+        _cpuCount = (int)SizeAt(pos, 4, "CPU count", 1 << 16); pos += 4;
+        while (true)
+        {
+            long tagAt = pos;
+            string tag = Encoding.ASCII.GetString(_src.ReadBytes(pos, 10, "section tag (options/latency/flyrecord)"));
+            pos += 10;
+            if (tag == "options  \0")
+            {
+                while (true)
+                {
+                    ushort id = (ushort)UAt(pos, 2, "option id"); pos += 2;
+                    if (id == 0) break;
+                    long size = SizeAt(pos, 4, "option size", _src.Length - pos - 4); pos += 4;
+                    var data = _src.ReadBytes(pos, size, "option data");
+                    Option(id, data, pos, v7: false);
+                    pos += size;
+                }
+            }
+            else if (tag == "latency  \0")
+            {
+                Stats.Add("tracedat.latency_text_not_decoded", StatSeverity.Error);
+                Header.Properties["trace.dat.data"] = "latency";
+                _v6Cpus = new();
+                return;
+            }
+            else if (tag == "flyrecord\0")
+            {
+                long need = (long)_cpuCount * 16;
+                _src.Check(pos, need, "flyrecord CPU offsets");
+                _v6Cpus = new();
+                for (int c = 0; c < _cpuCount; c++)
+                {
+                    long off = SizeAt(pos, 8, "CPU data offset", _src.Length); pos += 8;
+                    long size = SizeAt(pos, 8, "CPU data size", _src.Length - off); pos += 8;
+                    _v6Cpus.Add((off, size));
+                }
+                return;
+            }
+            else TraceInputException.ThrowAtOffset(Name, tagAt, "options, latency or flyrecord tag", tag);
+        }
+    }
+
+    long ExpectTag(ref long pos, string tag)
+    {
+        long at = pos;
+        var b = _src.ReadBytes(pos, tag.Length + 1, tag + " tag");
+        if (Encoding.ASCII.GetString(b) != tag + "\0")
+            TraceInputException.ThrowAtOffset(Name, pos, tag + " tag", Encoding.Latin1.GetString(b));
+        pos += tag.Length + 1;
+        return at;
+    }
+
+    long ReadFtraceFormats(long pos, long end)
+    {
+        long count = SizeAt(pos, 4, "ftrace format count", 1 << 16); pos += 4;
+        for (long i = 0; i < count; i++)
+        {
+            long n = SizeAt(pos, 8, "ftrace format size", end - pos - 8); pos += 8;
+            AddFormat(_src.ReadBytes(pos, n, "ftrace event format"), "ftrace", pos);
+            pos += n;
+        }
+        return pos;
+    }
+
+    long ReadEventFormats(long pos, long end)
+    {
+        long systems = SizeAt(pos, 4, "event system count", 1 << 16); pos += 4;
+        for (long s = 0; s < systems; s++)
+        {
+            string sys = CStringAt(ref pos, "event system name", 256);
+            long count = SizeAt(pos, 4, "event count of " + sys, 1 << 20); pos += 4;
+            for (long i = 0; i < count; i++)
+            {
+                long n = SizeAt(pos, 8, "event format size", end - pos - 8); pos += 8;
+                AddFormat(_src.ReadBytes(pos, n, "event format of " + sys), sys, pos);
+                pos += n;
+            }
+        }
+        return pos;
+    }
+
+    /// <summary>Same as the v6 readers, over a decompressed section held in memory.</summary>
+    void ReadFtraceFormats(byte[] sec, long at)
+    {
+        var r = new ByteReader(sec, at, _big, Name);
+        uint count = r.U32("ftrace format count");
+        for (uint i = 0; i < count; i++)
+        {
+            long n = r.Size64("ftrace format size");
+            long fat = r.Offset;
+            AddFormat(r.Bytes(n, "ftrace event format").ToArray(), "ftrace", fat);
+        }
+    }
+
+    void ReadEventFormats(byte[] sec, long at)
+    {
+        var r = new ByteReader(sec, at, _big, Name);
+        uint systems = r.U32("event system count");
+        for (uint s = 0; s < systems; s++)
+        {
+            string sys = r.CString("event system name");
+            uint count = r.U32("event count of " + sys);
+            for (uint i = 0; i < count; i++)
+            {
+                long n = r.Size64("event format size");
+                long fat = r.Offset;
+                AddFormat(r.Bytes(n, "event format of " + sys).ToArray(), sys, fat);
+            }
+        }
+    }
+
+    void AddFormat(byte[] text, string system, long at)
+    {
+        var fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at);
+        _decoders[fmt.Id] = new EventDecoder(fmt);
+    }
+
+    void LoadKallsyms(byte[] data)
+    {
+        Header.Properties["kallsyms.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
+        if (data.Length == 0) return;
+        _kallsyms = Kallsyms.Parse(data, out int bad);
+        if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
+    }
+
+    void LoadCmdlines(byte[] data)
+    {
+        foreach (var line in Encoding.UTF8.GetString(data).Split('\n'))
+        {
+            int sp = line.IndexOf(' ');
+            if (sp <= 0) continue;
+            if (int.TryParse(line.AsSpan(0, sp), NumberStyles.Integer, CultureInfo.InvariantCulture, out int pid))
+                _comms[pid] = string.Intern(line[(sp + 1)..].TrimEnd('\r'));
+        }
+    }
+
+    // ------------------------------------------------------------------ v7
+
+    void ReadV7(byte[] pre, int at)
+    {
+        long pos = at;
+        _compression = CStringAt(ref pos, "compression name", 64);
+        string compVer = CStringAt(ref pos, "compression version", 64);
+        Header.Properties["compression"] = _compression;
+        if (_compression != "none") Header.Properties["compression.version"] = compVer;
+        if (_compression is not ("none" or "zstd" or "zlib"))
+            TraceInputException.ThrowAtOffset(Name, at, "compression none, zstd or zlib", _compression);
+        long opts = SizeAt(pos, 8, "first options section offset", _src.Length);
+        var seen = new HashSet<long>();
+        var sections = new List<(int Id, long Offset)>();
+        while (opts != 0)
+        {
+            if (!seen.Add(opts)) TraceInputException.ThrowAtOffset(Name, opts, "options sections without a cycle", "offset seen before");
+            var (id, data, dataAt) = ReadSection(opts, "options");
+            if (id != 0) TraceInputException.ThrowAtOffset(Name, opts, "options section (id 0)", "section id " + id);
+            opts = 0;
+            var r = new ByteReader(data, dataAt, _big, Name);
+            while (r.Remaining > 0)
+            {
+                ushort oid = r.U16("option id");
+                uint size = r.U32("option size");
+                long oat = r.Offset;
+                var od = r.Bytes(size, "option data").ToArray();
+                if (oid == 0)
+                {
+                    if (od.Length < 8) TraceInputException.ThrowAtOffset(Name, oat, "8-byte next-options offset", od.Length + " bytes");
+                    ulong next = Endian.U64(od, _big);
+                    if (next > (ulong)_src.Length) TraceInputException.ThrowAtOffset(Name, oat, "next options offset inside the file", next.ToString(CultureInfo.InvariantCulture));
+                    opts = (long)next;
+                    break;
+                }
+                if (oid is >= 16 and <= 21)
+                {
+                    if (od.Length < 8) TraceInputException.ThrowAtOffset(Name, oat, "8-byte section offset", od.Length + " bytes");
+                    sections.Add((oid, (long)Math.Min(Endian.U64(od, _big), long.MaxValue)));
+                }
+                else Option(oid, od, oat, v7: true);
+            }
+        }
+        // Metadata sections; the header info first (the ring layout depends on it).
+        foreach (var (id, off) in sections.OrderBy(s => s.Id))
+        {
+            var (sid, data, dataAt) = ReadSection(off, "section " + id);
+            if (sid != id) TraceInputException.ThrowAtOffset(Name, off, $"section id {id} as its option says", "id " + sid);
+            switch (id)
+            {
+                case 16:
+                {
+                    var r = new ByteReader(data, dataAt, _big, Name);
+                    ExpectTag(ref r, "header_page");
+                    _headerPage = Encoding.UTF8.GetString(r.Bytes(r.Size64("header_page size"), "header_page"));
+                    ExpectTag(ref r, "header_event");
+                    _headerEvent = Encoding.UTF8.GetString(r.Bytes(r.Size64("header_event size"), "header_event"));
+                    _headerInfoOffset = off;
+                    break;
+                }
+                case 17: ReadFtraceFormats(data, dataAt); break;
+                case 18: ReadEventFormats(data, dataAt); break;
+                case 19:
+                {
+                    var r = new ByteReader(data, dataAt, _big, Name);
+                    LoadKallsyms(r.Bytes(r.U32("kallsyms size"), "kallsyms").ToArray());
+                    break;
+                }
+                case 20:
+                {
+                    var r = new ByteReader(data, dataAt, _big, Name);
+                    Header.Properties["printk_formats.bytes"] = r.U32("printk formats size").ToString(CultureInfo.InvariantCulture);
+                    break;
+                }
+                case 21:
+                {
+                    var r = new ByteReader(data, dataAt, _big, Name);
+                    LoadCmdlines(r.Bytes(r.Size64("saved cmdlines size"), "saved cmdlines").ToArray());
+                    break;
+                }
+            }
+        }
+    }
+
+    void ExpectTag(ref ByteReader r, string tag)
+    {
+        long at = r.Offset;
+        string s = r.CString(tag + " tag");
+        if (s != tag) TraceInputException.ThrowAtOffset(Name, at, tag + " tag", s);
+    }
+
+    /// <summary>Reads a v7 section header and its (decompressed) contents. Flyrecord sections are not read this way.</summary>
+    (int Id, byte[] Data, long DataAt) ReadSection(long off, string what)
+    {
+        long pos = off;
+        ushort id = (ushort)UAt(pos, 2, what + " section id");
+        ushort flags = (ushort)UAt(pos + 2, 2, what + " section flags");
+        uint strId = (uint)UAt(pos + 4, 4, what + " section string id");
+        long size = SizeAt(pos + 8, 8, what + " section size", _src.Length - pos - 16);
+        pos += 16;
+        _ = strId;
+        if ((flags & 1) == 0) return (id, _src.ReadBytes(pos, size, what + " section"), pos);
+        if (_compression == "none") TraceInputException.ThrowAtOffset(Name, off, "uncompressed section in a file without compression", "compressed flag");
+        if (size < 8) TraceInputException.ThrowAtOffset(Name, pos, "compressed section header (8 bytes)", size + " bytes");
+        long csize = SizeAt(pos, 4, "compressed size", size - 8);
+        long usize = (long)UAt(pos + 4, 4, "uncompressed size");
+        Decompress.CheckDeclared(Name, pos, csize, usize, what + " section");
+        var comp = _src.ReadBytes(pos + 8, csize, what + " compressed data");
+        var data = new byte[usize];
+        Decompress.Into(_compression, comp, data, Name, pos, what + " section");
+        // Offsets inside decompressed data are reported relative to the section's start.
+        return (id, data, pos + 8);
+    }
+
+    void Option(int id, byte[] data, long at, bool v7)
+    {
+        string Str() { int z = Array.IndexOf(data, (byte)0); return Encoding.UTF8.GetString(data, 0, z < 0 ? data.Length : z).Trim(); }
+        switch (id)
+        {
+            case 1: Header.Properties["date"] = Str(); break;
+            case 2:
+                Stats.Add("tracedat.cpustat_options", StatSeverity.Info);
+                break;
+            case 3:
+            {
+                var r = new ByteReader(data, at, _big, Name);
+                long off = r.Size64("buffer offset");
+                string name = r.CString("buffer name");
+                var cpus = new List<(int, long, long)>();
+                int ps = _pageSize;
+                if (v7)
+                {
+                    string clock = r.CString("buffer clock");
+                    ps = (int)r.U32("buffer page size");
+                    if (ps < 64 || ps > 1 << 24) throw r.Error("buffer page size between 64 and 16M", ps.ToString(CultureInfo.InvariantCulture));
+                    uint n = r.U32("buffer CPU count");
+                    if (n > (uint)r.Remaining / 20) throw r.Error("CPU entries that fit the option", n + " CPUs");
+                    for (uint i = 0; i < n; i++)
+                    {
+                        int cpu = (int)r.U32("CPU id");
+                        long coff = r.Size64("CPU data offset");
+                        long csize = r.Size64("CPU data size");
+                        cpus.Add((cpu, coff, csize));
+                    }
+                    if (name.Length == 0 && clock.Length > 0) Header.TraceClock ??= clock;
+                    Header.Properties["instance." + (name.Length == 0 ? "top" : name) + ".clock"] = clock;
+                }
+                _buffers.Add((name, off, cpus, ps));
+                break;
+            }
+            case 4:
+            {
+                string clocks = Str();
+                int b = clocks.IndexOf('['), e = clocks.IndexOf(']');
+                if (b >= 0 && e > b) Header.TraceClock ??= clocks[(b + 1)..e];
+                break;
+            }
+            case 5:
+            {
+                string u = Str();
+                Header.Properties["uname"] = u;
+                var parts = u.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (parts.Length >= 3) Header.KernelRelease ??= parts[2];
+                break;
+            }
+            case 7:
+                if (long.TryParse(Str(), NumberStyles.Integer, CultureInfo.InvariantCulture, out long o)) _tsOffset = o;
+                Header.Properties["offset"] = Str();
+                break;
+            case 8:
+                if (data.Length >= 4) { _cpuCount = (int)Math.Min(Endian.U32(data, _big), 1 << 16); Header.CpuCount = _cpuCount; }
+                break;
+            case 9: Header.Properties["tracecmd.version"] = Str(); break;
+            case 11:
+                if (data.Length >= 8) Header.Properties["trace_id"] = Endian.U64(data, _big).ToString("x", CultureInfo.InvariantCulture);
+                break;
+            case 14:
+                if (data.Length >= 16)
+                {
+                    _tscMult = Endian.U32(data, _big);
+                    _tscShift = Endian.U32(data.AsSpan(4), _big);
+                    _tscOffset = (long)Endian.U64(data.AsSpan(8), _big);
+                    _tsc2nsec = _tscMult != 0 && _tscShift < 64;
+                    Header.Properties["tsc2nsec"] = $"mult={_tscMult} shift={_tscShift} offset={_tscOffset}";
+                }
+                break;
+            case 12 or 13:
+                Stats.Add("tracedat.guest_options_ignored", StatSeverity.Info);
+                break;
+            case 22:
+                Stats.Add("tracedat.latency_text_not_decoded", StatSeverity.Error);
+                break;
+            default:
+                Stats.Add("tracedat.unknown_option." + id, StatSeverity.Info);
+                break;
+        }
+    }
+
+    // ------------------------------------------------------------------ streams
+
+    void BuildStreams()
+    {
+        if (_headerPage == null || _headerEvent == null)
+            TraceInputException.ThrowAtOffset(Name, 0, "header_page and header_event", "none in the file");
+        _layout = RingLayout.Parse(_headerPage, _headerEvent, _pageSize, _longSize, _big, Name, _headerInfoOffset);
+        if (_v6Cpus != null)
+        {
+            for (int c = 0; c < _v6Cpus.Count; c++)
+            {
+                var (off, size) = _v6Cpus[c];
+                _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
+            }
+            Header.Properties["instances"] = "top";
+            return;
+        }
+        int inst = 0;
+        var names = new List<string>();
+        foreach (var (name, off, cpus, ps) in _buffers)
+        {
+            if (!_opt.AllInstances && name.Length != 0) continue;
+            names.Add(name.Length == 0 ? "top" : name);
+            var layout = ps == _pageSize ? _layout : RingLayout.Parse(_headerPage, _headerEvent, ps, _longSize, _big, Name, _headerInfoOffset);
+            // The flyrecord section header sits at 'off'; its compressed flag decides the data layout.
+            ushort flags = (ushort)UAt(off + 2, 2, "flyrecord section flags");
+            bool compressed = (flags & 1) != 0;
+            long secEnd = off + 16 + SizeAt(off + 8, 8, "flyrecord section size", _src.Length - off - 16);
+            foreach (var (cpu, coff, declaredSize) in cpus)
+            {
+                // trace-cmd 3.1 records a compressed CPU's size without its 4-byte chunk count:
+                // the chunks are bounded by the flyrecord section instead.
+                long csize = compressed && coff <= secEnd ? secEnd - coff : declaredSize;
+                _src.Check(coff, csize, $"CPU {cpu} trace data");
+                IPageSource pages = compressed
+                    ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big)
+                    : new RawPageSource(_src, coff, csize, ps);
+                _streams.Add(new CpuStream(pages, layout, cpu, Name, inst));
+            }
+            inst++;
+        }
+        Header.Properties["instances"] = string.Join(",", names);
+    }
+
+    long ToNs(ulong raw)
+    {
+        ulong t = raw;
+        if (_tsc2nsec)
+        {
+            UInt128 p = (UInt128)t * _tscMult;
+            t = (ulong)(p >> (int)_tscShift);
+            t = unchecked(t + (ulong)_tscOffset);
+        }
+        return unchecked((long)t + _tsOffset);
+    }
+
+    // ------------------------------------------------------------------ events
+
+    public TraceEvent? Read()
+    {
+        if (!_started)
+        {
+            _started = true;
+            foreach (var s in _streams)
+                if (s.Next()) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+        }
+        if (!_heap.TryPeek(out var st, out _)) return null;
+        var ev = Decode(st);
+        if (st.Next()) _heap.EnqueueDequeue(st, (st.Timestamp, st.InstanceIndex << 16 | st.Cpu));
+        else _heap.Dequeue();
+        return ev;
+    }
+
+    TraceEvent Decode(CpuStream s)
+    {
+        long ts = ToNs(s.Timestamp);
+        if (s.IsLoss)
+        {
+            Stats.DataLossMarkers++;
+            Stats.LostEvents += s.Lost;
+            Stats.Events++;
+            return new TraceEvent
+            {
+                Timestamp = ts, Cpu = s.Cpu, Name = SyntheticEvents.DataLoss, Source = s.RecordPosition,
+                Fields = [EventField.U64("lost", (ulong)s.Lost)],
+            };
+        }
+        var rec = s.Page.AsSpan(s.RecordOffset, s.RecordLength);
+        if (rec.Length < 2)
+            TraceInputException.ThrowAtOffset(Name, s.RecordPosition, "event record with a 2-byte type", rec.Length + " bytes");
+        int type = (int)Endian.Read(rec, 2, _big);
+        if (!_decoders.TryGetValue(type, out var dec))
+        {
+            Stats.Add("tracedat.unknown_event_type", StatSeverity.Error);
+            Stats.UnparsedLines++;
+            Stats.Events++;
+            return new TraceEvent
+            {
+                Timestamp = ts, Cpu = s.Cpu, Name = "unknown:type_" + type.ToString(CultureInfo.InvariantCulture), Source = s.RecordPosition,
+            };
+        }
+        _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
+        int pid = dec.Pid(rec, _big);
+        Stats.Events++;
+        return new TraceEvent
+        {
+            Timestamp = ts,
+            Cpu = s.Cpu,
+            Pid = pid,
+            Comm = Comm(pid),
+            Name = dec.Name,
+            Fields = dec.Fields(_ctx, Stats, _kallsyms),
+            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
+            Flags = dec.IrqFlags(rec),
+            Source = s.RecordPosition,
+        };
+    }
+
+    string Comm(int pid)
+    {
+        if (pid == 0) return "<idle>";
+        return _comms.TryGetValue(pid, out var c) ? c : "<...>";
+    }
+
+    public void Dispose() => _src.Dispose();
+}
