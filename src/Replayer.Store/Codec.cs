@@ -128,7 +128,7 @@ public static class BatchCodec
             {
                 if (kind == BodyKind.TraceEvents)
                 {
-                    var events = MessagePackSerializer.Deserialize<TraceEvent[]>(raw, Options, out int read);
+                    var events = TraceEventDecoder.Decode(raw, out int read);
                     if (read != rawLength) throw new StoreCorruptException($"{where}: {rawLength - read} trailing bytes after the events");
                     if (events is null || events.Length != count) throw new StoreCorruptException($"{where}: body holds {events?.Length ?? 0} events, header says {count}");
                     foreach (var e in events)
@@ -160,6 +160,10 @@ public static class BatchCodec
             catch (EndOfStreamException e)
             {
                 throw new StoreCorruptException($"{where}: MessagePack body is truncated ({e.Message})");
+            }
+            catch (Exception e) when (e is OverflowException or InvalidOperationException or ArgumentException or FormatException or System.Text.DecoderFallbackException)
+            {
+                throw new StoreCorruptException($"{where}: MessagePack body does not decode ({e.Message})");
             }
         }
         finally
