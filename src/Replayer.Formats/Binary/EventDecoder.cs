@@ -82,6 +82,8 @@ public sealed class EventDecoder
     public string Name { get; }
     readonly RecordField? _pid, _flags, _preempt;
     readonly Printed[] _printed;
+    readonly PrintFormatParts _parts;
+    readonly PrintExpr[] _args;
     readonly PrintExpr? _probeIp, _probeFunc, _probeRet;
     /// <summary>Printed fields that could not be evaluated (unknown helper or kernel variable): name → count.</summary>
     public bool Generic { get; }
@@ -105,6 +107,8 @@ public sealed class EventDecoder
         _preempt = format.Field("common_preempt_count");
         var parts = PrintFormatParts.Parse(format.PrintFormat);
         var args = format.PrintArgs.Select(a => PrintExpr.Parse(a, format)).ToArray();
+        _parts = parts;
+        _args = args;
         int ci = 0;
         // kprobe / kretprobe location columns: "(%lx)" or "(%lx <- %lx)" at the start.
         if (parts.Conversions.Length >= 1 && parts.Literals[0] == "(" && args.Length >= 1
@@ -258,7 +262,11 @@ public sealed class EventDecoder
             var f = _probeFunc.Eval(ctx);
             var r = _probeRet.Eval(ctx);
             if (!f.IsInt || !r.IsInt) return null;
-            return ProbeText(f.Bits, syms, true) + " <- " + ProbeText(r.Bits, syms, false);
+            // The kernel prints a kretprobe as "(return site+off/size <- probed function)";
+            // without symbols we keep the print format's own order (function, return address).
+            if (syms != null && syms.Describe(r.Bits, true) is { } ret && syms.Describe(f.Bits, false) is { } fn)
+                return string.Intern(ret + " <- " + fn);
+            return string.Intern(ProbeText(f.Bits, null, true) + " <- " + ProbeText(r.Bits, null, false));
         }
         return null;
     }
@@ -273,6 +281,25 @@ public sealed class EventDecoder
         return StringCache.Hex(addr)[2..];
     }
 
+    /// <summary>The whole print format rendered the way libtraceevent (<c>trace-cmd report</c>) prints it,
+    /// with kprobe addresses in hex; an argument that cannot be evaluated prints as <see cref="UnknownMark"/>.</summary>
+    public string? Render(RecordContext ctx, Kallsyms? syms)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < _parts.Conversions.Length; i++)
+        {
+            sb.Append(_parts.Literals[i]);
+            if (i >= _args.Length) return null;
+            var v = _args[i].Eval(ctx);
+            if (v.Kind == ValueKind.Unknown) { sb.Append(UnknownMark); continue; }
+            sb.Append(FormatOne(v, _parts.Conversions[i], syms, libtraceevent: true));
+        }
+        sb.Append(_parts.Literals[^1]);
+        return sb.ToString();
+    }
+
+    public const string UnknownMark = "<?>";
+
     public bool IsProbe => _probeIp != null || _probeFunc != null;
 
     static long ToSigned(ulong v, Conversion c) => c.LongCount > 0 ? (long)v
@@ -282,7 +309,7 @@ public sealed class EventDecoder
         : c.Half == 'h' ? (ushort)v : c.Half == 'H' ? (byte)v : (uint)v;
 
     /// <summary>Formats one value with its conversion, as printf would (for joined fields and %s).</summary>
-    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms)
+    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms, bool libtraceevent = false)
     {
         string body;
         if (v.Kind == ValueKind.Str)
@@ -303,7 +330,7 @@ public sealed class EventDecoder
                 case 'p':
                     if (c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F' && syms != null)
                         body = syms.Describe(v.Bits, c.Ext[0] is 'S' or 'F') ?? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture);
-                    else body = c.Ext.Length > 0 ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
+                    else body = c.Ext.Length > 0 || libtraceevent ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
                     break;
                 default: body = v.Bits.ToString(CultureInfo.InvariantCulture); break;
             }

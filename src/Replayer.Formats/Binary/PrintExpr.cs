@@ -119,6 +119,8 @@ public abstract class PrintExpr
             }
             int z = s.IndexOf((byte)0);
             if (z >= 0) s = s[..z];
+            // A trailing newline (trace_marker text) is the line end in every text rendering.
+            if (s.Length > 0 && s[^1] == (byte)'\n') s = s[..^1];
             return StringCache.Get(s);
         }
     }

@@ -13,6 +13,9 @@ public sealed class BinaryReaderOptions
     public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
     /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
     public bool SymbolicProbes { get; set; } = true;
+    /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
+    /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
+    public bool RenderText { get; set; }
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -53,6 +56,8 @@ public sealed class TraceDatReader : ITraceReader
     public CaptureHeader Header { get; } = new();
     public ReadStats Stats { get; } = new();
     public Kallsyms? Kallsyms => _kallsyms;
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
+    public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
 
     public TraceDatReader(string path, BinaryReaderOptions? options = null) : this(BinarySource.Open(path), options) { }
@@ -565,6 +570,7 @@ public sealed class TraceDatReader : ITraceReader
 
     TraceEvent Decode(CpuStream s)
     {
+        LastRendered = null;
         long ts = ToNs(s.Timestamp);
         if (s.IsLoss)
         {
@@ -594,6 +600,7 @@ public sealed class TraceDatReader : ITraceReader
         _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
+        if (_opt.RenderText) LastRendered = dec.Render(_ctx, _kallsyms);
         return new TraceEvent
         {
             Timestamp = ts,
