@@ -99,10 +99,12 @@ public sealed class EventFormat
         int br = decl.IndexOf('[');
         if (br >= 0)
         {
+            // "char comm[16]" or (data_loc) "char[] name": drop the brackets wherever they are.
             isArray = !dataLoc && !relLoc;
             int close = decl.IndexOf(']', br);
+            if (close < 0) close = decl.Length - 1;
             if (close > br + 1) int.TryParse(decl.AsSpan(br + 1, close - br - 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out arrLen);
-            decl = decl[..br].TrimEnd();
+            decl = (decl[..br] + " " + decl[(close + 1)..]).Trim();
         }
         int sp = decl.LastIndexOfAny([' ', '*']);
         string fname = sp < 0 ? decl : decl[(sp + 1)..];

@@ -631,11 +631,12 @@ public abstract class PrintExpr
                 Expect("{");
                 var v = Expr().Eval(Null);
                 Expect(",");
-                if (_p >= _t.Count || _t[_p].Kind != 's') throw new FormatException("symbol name");
-                string name = string.Intern(_t[_p++].Text);
+                var nameExpr = Expr().Eval(Null);
                 Expect("}");
+                // A table may end with a { 0, NULL } sentinel: no name, not an entry.
+                if (nameExpr.Kind != ValueKind.Str) continue;
                 if (!v.IsInt) throw new FormatException("non-constant symbol value");
-                list.Add((v.Bits, name));
+                list.Add((v.Bits, string.Intern(nameExpr.Str!)));
             }
             return list.ToArray();
         }
