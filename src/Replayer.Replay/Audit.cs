@@ -1,0 +1,70 @@
+using Replayer.Core;
+using Replayer.Core.Domain;
+
+namespace Replayer.Replay;
+
+public sealed class AuditOptions
+{
+    /// <summary>Force the era instead of detecting it.</summary>
+    public Era? Era { get; init; }
+    /// <summary>Path of the trace (to find <c>kprobe_events.txt</c>, <c>uname.txt</c>, <c>formats/</c> beside it).</summary>
+    public string? TracePath { get; init; }
+    public CaptureHeader? Header { get; init; }
+    /// <summary>Events buffered to detect the era from the event set when no release is known.</summary>
+    public int DetectionWindow { get; init; } = 50_000;
+    public Action<DomainEvent, ReplayState>? Applied { get; init; }
+    /// <summary>Invariants to run (default: all found by reflection).</summary>
+    public IEnumerable<IInvariant>? Invariants { get; init; }
+}
+
+/// <summary>Decode → detect era → replay → audit.</summary>
+public static class Audit
+{
+    public static ProbeResolver ResolverFor(string? tracePath) => tracePath == null ? new ProbeResolver() : ProbeResolver.ForTrace(tracePath);
+
+    /// <summary>Short names of the events the capture declares (its <c>formats/</c> folder).</summary>
+    public static IEnumerable<string> DeclaredEvents(string? tracePath)
+    {
+        if (tracePath == null) yield break;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(tracePath));
+        var formats = dir == null ? null : Path.Combine(dir, "formats");
+        if (formats == null || !Directory.Exists(formats)) yield break;
+        foreach (var sys in Directory.GetDirectories(formats))
+            foreach (var ev in Directory.GetDirectories(sys))
+                yield return Path.GetFileName(sys) + ":" + Path.GetFileName(ev);
+    }
+
+    public static IEnumerable<DomainEvent> Decode(IEnumerable<TraceEvent> events, DomainDecoder decoder)
+    {
+        foreach (var e in events) yield return decoder.Decode(e);
+    }
+
+    public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions? options = null) =>
+        Run(events, options ?? new AuditOptions(), out _);
+
+    public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine)
+    {
+        var decoder = new DomainDecoder(ResolverFor(options.TracePath));
+        return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);
+    }
+
+    public static AuditResult RunDecoded(IEnumerable<DomainEvent> events, AuditOptions options, ProbeResolver? probes, out ReplayEngine engine)
+    {
+        string? release = options.TracePath != null ? Eras.ReleaseFor(options.TracePath, options.Header) : options.Header?.KernelRelease;
+        Era era = options.Era ?? Eras.FromRelease(release);
+        using var it = events.GetEnumerator();
+        var buffered = new List<DomainEvent>();
+        bool more = true;
+        if (era == Era.Unknown)
+        {
+            while (buffered.Count < options.DetectionWindow && (more = it.MoveNext())) buffered.Add(it.Current);
+            era = Eras.FromEvents(buffered);
+            if (era == Era.Unknown) era = Era.Linux61;
+        }
+        var declaredFunctions = probes?.Definitions.Values.Select(d => d.Function) ?? [];
+        engine = new ReplayEngine(era, null, options.Invariants, declaredFunctions, DeclaredEvents(options.TracePath)) { Applied = options.Applied };
+        foreach (var e in buffered) engine.Feed(e);
+        if (more) while (it.MoveNext()) engine.Feed(it.Current);
+        return engine.Finish(options.TracePath ?? "", options.Era != null, release);
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole Replayer test suite, the way CI does: installs and starts what the tests need
+# (PostgreSQL for the store conformance suite, Debian's trace-cmd and linux-perf for the differential
+# tests of the binary readers), runs every test project, and ends with one "N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v trace-cmd >/dev/null 2>&1 || need+=(trace-cmd)
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${need[*]} from Debian's packages" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null \
+    || echo "tests/run.sh: could not install ${need[*]}; the tests that need them will fail and say so" >&2
+fi
+
+if [ -z "${REPLAYER_TEST_PG:-}" ] && [ -f .ci/postgres.sh ]; then
+  pg=$(bash .ci/postgres.sh | tail -n 1)
+  if [ -n "$pg" ]; then export REPLAYER_TEST_PG="$pg"; fi
+fi
+
+log=$(mktemp)
+dotnet build Replayer.sln -c Release -nologo -v q 2>&1 | tail -n 3
+dotnet test Replayer.sln -c Release --no-build -nologo 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
