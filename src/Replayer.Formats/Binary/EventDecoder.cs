@@ -126,42 +126,44 @@ public sealed class EventDecoder
                 ci = 2;
             }
         }
+        // Names, types, styles and grouping of the printed fields come from the shared schema's
+        // print template, so binary and text readers agree on them.
+        var template = format.Schema?.Template ?? global::Replayer.Formats.Schema.PrintTemplate.Parse(format.PrintFormat, format.PrintArgs);
         var printed = new List<Printed>();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        while (ci < parts.Conversions.Length)
+        if (template.Probe == global::Replayer.Formats.Schema.ProbeKind.Kprobe && _probeIp == null && args.Length > 0) { _probeIp = args[0]; ci = 1; }
+        if (template.Probe == global::Replayer.Formats.Schema.ProbeKind.Kretprobe && _probeFunc == null && args.Length > 1) { _probeFunc = args[0]; _probeRet = args[1]; ci = 2; }
+        foreach (var tf in template.Fields)
         {
-            string before = parts.Literals[ci];
-            string name = NameBefore(before) ?? NameFromArg(ci < args.Length ? args[ci] : null) ?? "arg" + ci;
-            int start = ci;
-            var between = new List<string>();
-            ci++;
-            // Conversions glued together (%s%s%s) print one value.
-            while (ci < parts.Conversions.Length && parts.Literals[ci].Length == 0)
+            int n = CountConversions(tf.Spec);
+            if (n == 0 || ci + n > parts.Conversions.Length) { Mismatch = true; break; }
+            var convs = parts.Conversions[ci..(ci + n)];
+            var a = new PrintExpr[n];
+            var between = new string[n - 1];
+            for (int k = 0; k < n; k++)
             {
-                between.Add("");
-                ci++;
+                a[k] = ci + k < args.Length ? args[ci + k] : new PrintExpr.UnknownExpr("missing argument");
+                if (k > 0) between[k - 1] = parts.Literals[ci + k];
             }
-            var convs = parts.Conversions[start..ci];
-            var a = new PrintExpr[convs.Length];
-            for (int k = 0; k < a.Length; k++)
-                a[k] = start + k < args.Length ? args[start + k] : new PrintExpr.UnknownExpr("missing argument");
-            string unique = name;
-            for (int n = 2; !used.Add(unique); n++) unique = name + n;
-            var p = new Printed { Name = string.Intern(unique), Convs = convs, Args = a, Between = between.ToArray() };
-            if (convs.Length == 1)
-            {
-                p.Type = convs[0].Type;
-                p.Style = convs[0].Conv switch
-                {
-                    'x' or 'X' => before.EndsWith("0x", StringComparison.Ordinal) ? FieldStyle.Hex : FieldStyle.BareHex,
-                    'p' => FieldStyle.Pointer,
-                    _ => FieldStyle.Decimal,
-                };
-            }
-            else p.Type = FieldType.Str;
-            printed.Add(p);
+            printed.Add(new Printed { Name = tf.Name, Convs = convs, Args = a, Between = between, Type = n == 1 ? tf.Type : FieldType.Str, Style = tf.Style });
+            ci += n;
         }
         _printed = printed.ToArray();
+    }
+
+    /// <summary>True when the schema's template and this decoder's reading of the print format disagree
+    /// (then fewer fields are produced; counted by the readers).</summary>
+    public bool Mismatch { get; private set; }
+
+    static int CountConversions(string spec)
+    {
+        int n = 0;
+        for (int i = 0; i < spec.Length; i++)
+        {
+            if (spec[i] != '%') continue;
+            if (i + 1 < spec.Length && spec[i + 1] == '%') { i++; continue; }
+            n++;
+        }
+        return n;
     }
 
     static string? NameBefore(string lit)

@@ -247,6 +247,7 @@ public sealed class PerfDataReader : ITraceReader
             {
                 var td = TracingData.Parse(data, at, _name);
                 foreach (var f in td.Formats) _decoders[f.Id] = new EventDecoder(f);
+                if (td.Unparsable.Count > 0) Stats.Add("binary.unparsable_format", StatSeverity.Error, td.Unparsable.Count);
                 _kallsyms ??= td.Kallsyms;
                 _longSize = td.LongSize is 4 or 8 ? td.LongSize : 8;
                 _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);

@@ -274,7 +274,16 @@ public sealed class TraceDatReader : ITraceReader
 
     void AddFormat(byte[] text, string system, long at)
     {
-        var fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at);
+        // A format the schema cannot read costs that event type only: its records are counted as
+        // undecodable, the rest of the capture still reads.
+        EventFormat fmt;
+        try { fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at); }
+        catch (TraceInputException e)
+        {
+            Stats.Add("binary.unparsable_format", StatSeverity.Error);
+            Header.Properties["unparsable_format@" + at.ToString(CultureInfo.InvariantCulture)] = e.Message;
+            return;
+        }
         _decoders[fmt.Id] = new EventDecoder(fmt);
     }
 

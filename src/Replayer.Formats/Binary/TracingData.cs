@@ -43,7 +43,7 @@ public sealed class TracingData
         {
             long n = r.Size64("ftrace format size");
             long at = r.Offset;
-            td.Formats.Add(EventFormat.Parse(Encoding.UTF8.GetString(r.Bytes(n, "ftrace format")), "ftrace", source, at));
+            td.TryAdd(Encoding.UTF8.GetString(r.Bytes(n, "ftrace format")), "ftrace", source, at);
         }
         uint ns = r.U32("event system count");
         for (uint s = 0; s < ns; s++)
@@ -54,7 +54,7 @@ public sealed class TracingData
             {
                 long n = r.Size64("event format size");
                 long at = r.Offset;
-                td.Formats.Add(EventFormat.Parse(Encoding.UTF8.GetString(r.Bytes(n, "event format")), sys, source, at));
+                td.TryAdd(Encoding.UTF8.GetString(r.Bytes(n, "event format")), sys, source, at);
             }
         }
         if (r.Remaining == 0) return td;
@@ -75,6 +75,15 @@ public sealed class TracingData
             }
         }
         return td;
+    }
+
+    /// <summary>Formats that could not be parsed (the message of each); their events are undecodable.</summary>
+    public List<string> Unparsable { get; } = new();
+
+    void TryAdd(string text, string system, string source, long at)
+    {
+        try { Formats.Add(EventFormat.Parse(text, system, source, at)); }
+        catch (TraceInputException e) { Unparsable.Add(e.Message); }
     }
 
     static void Tag(ref ByteReader r, string tag)
