@@ -55,6 +55,8 @@ public sealed class MemcgState(ulong id)
     public long CounterDelta { get; set; }
     /// <summary>FILE_MAPPED change (pages) as the page states imply it.</summary>
     public long ImpliedDelta { get; set; }
+    /// <summary>FILE_MAPPED updates seen (counter events), whatever their net effect.</summary>
+    public long Updates { get; set; }
     public bool Tainted { get; set; }
 }
 

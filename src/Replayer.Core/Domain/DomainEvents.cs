@@ -199,8 +199,12 @@ public sealed record MigrationPteEvent : DomainEvent
     [Key(15)] public bool Pmd { get; init; }
     public override DomainKind Kind => Set ? DomainKind.SetMigrationPte : DomainKind.RemoveMigrationPte;
 
-    /// <summary>x86_64: pfn of a migration swap entry (<c>offset = (~pte &lt;&lt; 5) &gt;&gt; 14</c>).</summary>
-    public static ulong SwapPtePfn(ulong pte) => ((~pte) << 5) >> 14 & ((1UL << 50) - 1);
+    /// <summary>Bits of a migration entry's swap offset that hold the pfn (<c>SWP_PFN_BITS</c> =
+    /// MAX_PHYSMEM_BITS − PAGE_SHIFT = 52 − 12 on x86_64 kernels built with 5-level paging, as Debian's);
+    /// the bits above are the SWP_MIG young/dirty flags.</summary>
+    public const int SwpPfnBits = 40;
+    /// <summary>x86_64: pfn of a migration swap entry (<c>offset = (~pte &lt;&lt; 5) &gt;&gt; 14</c>, masked to <see cref="SwpPfnBits"/>).</summary>
+    public static ulong SwapPtePfn(ulong pte) => (((~pte) << 5) >> 14) & ((1UL << SwpPfnBits) - 1);
     /// <summary>x86_64 swap type (<c>pte &gt;&gt; 59</c>).</summary>
     public static int SwapPteType(ulong pte) => (int)(pte >> 59);
     /// <summary>x86_64: pfn of a present pte.</summary>

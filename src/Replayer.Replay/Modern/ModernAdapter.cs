@@ -62,12 +62,12 @@ public sealed class ModernAdapter : IEraAdapter
             case LruvecStatEvent l:
             {
                 var p = Learn(s, l.Page);
-                if (l.Item == NrFileMapped && l.Page.Memcg is { } m && m != 0) s.Memcg(m).CounterDelta += l.Val;
+                if (l.Item == NrFileMapped && l.Page.Memcg is { } m && m != 0) { var mc = s.Memcg(m); mc.CounterDelta += l.Val; mc.Updates++; }
                 if (l.Item == NrFileMapped && p != null && l.Val > 0) p.CountedMemcg = l.Page.Memcg;
                 break;
             }
             case MemcgStatEvent ms when ms.Class == MemcgStatClass.ModMemcgLruvecState && ms.Item == NrFileMapped:
-                s.Memcg(ms.MemcgId).CounterDelta += ms.Val;
+                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; }
                 break;
             case UnmapEvent u:
             {
