@@ -29,9 +29,12 @@ public sealed class FileMappedConservation : IInvariant
     {
         public required DomainEvent Event;
         public ulong Pfn, Ptr;
-        public long Val;          // expected value (0 = none expected)
+        public long Val;          // expected value from the fetched mapcount (0 = none expected)
+        public long AltVal;       // an alternative accepted value (same as Val unless a caller widens it)
+        public bool Racy;         // overlapped another task's rmap call on the same page
         public bool Optional;     // large folio / unknown mapcount: a matching-sign update of at most |Nr| or none
         public int Nr;
+        public int Dir;
         public ulong? Memcg;
         public string? Before;
     }
@@ -45,6 +48,8 @@ public sealed class FileMappedConservation : IInvariant
 
     public void Before(DomainEvent e, ReplayContext ctx)
     {
+        // The stat update runs inside the rmap call: it is the task's very next event.
+        if (_pending.Count > 0 && e is not (LruvecStatEvent { Item: ModernAdapter.NrFileMapped }) && _pending.ContainsKey(e.Pid)) Resolve(ctx, e.Pid);
         switch (e)
         {
             case DataLossEvent:
@@ -71,18 +76,31 @@ public sealed class FileMappedConservation : IInvariant
         var st = page.HasPfn ? ctx.State.PageOrNull(page.Pfn) : null;
         anon ??= st?.Anon;
         if (anon == true) return;
-        var x = new Expect { Event = e, Pfn = page.Pfn, Ptr = page.Ptr, Nr = Math.Max(1, nr), Memcg = page.Memcg, Before = st?.ToString() };
-        if (anon == null || page.Mapping == 0 || nr != 1 || compound || page.Mapcount is not { } m) x.Optional = true;
-        else if (dir > 0 && m == -1) x.Val = +1;
-        else if (dir < 0 && m == 0) x.Val = -1;
-        x.Val = x.Optional ? dir : x.Val;
+        var x = new Expect { Event = e, Pfn = page.Pfn, Ptr = page.Ptr, Nr = Math.Max(1, nr), Dir = dir, Memcg = page.Memcg, Before = st?.ToString() };
+        if (anon == null || page.Mapping == 0 || nr != 1 || compound || page.Mapcount is not { } m) { x.Optional = true; x.Val = x.AltVal = dir; }
+        else
+        {
+            x.Val = x.AltVal = Transition(m, dir);
+        }
+        // Another task's rmap call on the same page still in flight: the two atomic updates may land in
+        // either order, so which of them makes the 0↔1 transition is unknown (the totals are checked at the end).
+        if (page.HasPfn)
+            foreach (var other in _pending.Values)
+                if (other.Pfn == page.Pfn && other.Event.Pid != e.Pid)
+                {
+                    other.Racy = true; x.Racy = true;
+                    if (page.Memcg is { } rm) _uncertain.Add(rm);
+                }
         _pending[e.Pid] = x;
     }
+
+    static long Transition(int mapcountBefore, int dir) => dir > 0 ? (mapcountBefore == -1 ? 1 : 0) : (mapcountBefore == 0 ? -1 : 0);
 
     void Resolve(ReplayContext ctx, int pid)
     {
         if (!_pending.Remove(pid, out var x)) return;
-        if (x.Optional || x.Val == 0) { if (!x.Optional) ctx.Checked(this); return; }
+        if (x.Racy) { ctx.Skip(this); return; }
+        if (x.Optional || x.Val == 0 || x.AltVal == 0) { if (!x.Optional) ctx.Checked(this); return; }
         ctx.Checked(this);
         Report(ctx, x.Event, $"mapcount {(x.Val > 0 ? "0→1" : "1→0")} of file page with no FILE_MAPPED {(x.Val > 0 ? "+1" : "−1")} (lruvec stat idx 18) for it",
             x.Pfn, x.Memcg, [x.Event], x.Before);
@@ -99,7 +117,9 @@ public sealed class FileMappedConservation : IInvariant
             return;
         }
         bool samePage = (x.Ptr != 0 && x.Ptr == page.Ptr) || (x.Pfn != PageRef.NoPfn && x.Pfn == page.Pfn);
-        bool ok = samePage && (x.Optional ? Math.Sign(val) == Math.Sign(x.Val) && Math.Abs(val) <= x.Nr : val == x.Val);
+        bool ok = samePage && (x.Optional ? Math.Sign(val) == Math.Sign(x.Val) && Math.Abs(val) <= x.Nr
+            : val == x.Val || val == x.AltVal || (x.Racy && val == x.Dir));
+        if (x.Racy && ok) { ctx.Skip(this); return; }
         ctx.Checked(this);
         if (ok && x.Optional && memcg is { } om) _uncertain.Add(om);
         if (!ok)
