@@ -97,4 +97,23 @@ public partial class SeedEraCheckerRobustnessTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void Without_uname_the_era_comes_from_the_events_and_the_findings_are_the_same()
+    {
+        var dir = Replayer.TestKit.Repo.TempDir("seed-noname");
+        try
+        {
+            for (ulong seed = 1; seed <= 100; seed++)
+            {
+                var g = Scenarios.Generate(All[(int)(seed % (ulong)All.Length)], seed);
+                Output.WriteFolder(g, dir);
+                File.Delete(Path.Combine(dir, Output.UnameFile));
+                var audit = SeedCheck.Audit(Path.Combine(dir, Output.TraceFile));
+                Assert.True(audit.Era.IsSeed(), $"{g.Scenario} --seed {seed}: detected {audit.Era}");
+                Assert.Equal(g.Findings.Select(SeedCheck.Key).Order(StringComparer.Ordinal), Keys(audit).Order(StringComparer.Ordinal));
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
