@@ -86,7 +86,25 @@ public class SeedEraHandWrittenTests
     [Fact]
     public void The_same_migration_on_2_6_35_commits_first_and_balances()
     {
-        var r = Audit("2.6.35", [.. MappedFilePage,
+        var r = Audit("2.6.35", Migration2635());
+        Assert.Equal(Era.Seed2635, r.Era);
+        Assert.Empty(r.Findings);
+        Assert.Empty(r.Memcgs); // counter and page states both net 0: +1 fault, −1 unmap, +1 remap, −1 munmap
+        Assert.Contains(r.Verdicts, v => v.InvariantId == "commit-before-remap" && v.Status == VerdictStatus.Pass && v.Checked > 0);
+        Assert.Contains(r.Verdicts, v => v.InvariantId == "migration-flag-lifetime" && v.Status == VerdictStatus.Pass && v.Checked > 0 && v.SkippedUnknown == 0);
+    }
+
+    [Fact]
+    public void A_file_migration_that_leaves_both_pages_charged_is_flagged_at_the_next_event_on_them()
+    {
+        // drop end_migration's FORCE uncharge of the unused old page: old and new both stay PCG_USED
+        var events = Migration2635().Where(l => !l.Contains("ctype=3")).ToArray();
+        var r = Audit("2.6.35", events);
+        int putbackOld = Array.FindIndex(events, l => l.Contains("putback_lru_page: (putback_lru_page+0x0/0x100) page=0x100")) + 1;
+        Assert.Equal([$"migration-flag-lifetime used-after-end 100,200 @{T(putbackOld)}"], r.Findings.Select(SeedCheck.Key).ToArray());
+    }
+
+    static string[] Migration2635() => [.. MappedFilePage,
             "kmig:" + Alloc(0x200),
             "kmig:" + P("mem_cgroup_prepare_migration", $"page=0x100 newpage=0x200 anon=0 pcflags=0x16 memcg={M}"),
             "kmig:" + P("__mem_cgroup_commit_charge", $"page=0x200 memcg={M} ctype=1 pcflags=0x0"),
@@ -105,12 +123,7 @@ public class SeedEraHandWrittenTests
             "kmig:" + "mm_page_free_direct: page=ffffea0000003800 pfn=256 order=0",
             "kmig:" + P("putback_lru_page", "page=0x200"),
             P("page_remove_rmap", "page=0x200 mapcount=0 anon=0"),
-            P("mem_cgroup_update_file_mapped", $"page=0x200 val=-1 pcflags=0x16 memcg={M}")]);
-        Assert.Equal(Era.Seed2635, r.Era);
-        Assert.Empty(r.Findings);
-        Assert.Empty(r.Memcgs); // counter and page states both net 0: +1 fault, −1 unmap, +1 remap, −1 munmap
-        Assert.Contains(r.Verdicts, v => v.InvariantId == "commit-before-remap" && v.Status == VerdictStatus.Pass && v.Checked > 0);
-    }
+            P("mem_cgroup_update_file_mapped", $"page=0x200 val=-1 pcflags=0x16 memcg={M}")];
 
     [Fact]
     public void A_minus_one_on_a_page_first_seen_mid_life_is_skipped_not_reported()

@@ -160,6 +160,8 @@ public sealed class CommitBeforeRemapSeed : IInvariant
 public sealed class MigrationFlagLifetimeSeed : IInvariant
 {
     readonly Dictionary<ulong, UnchargeCommonEvent> _pending = [];
+    /// <summary>Migrations whose end_migration ran: checked at the next event on either page.</summary>
+    readonly Dictionary<ulong, (EndMigrationEvent End, bool Anon)> _ended = [];
 
     public string Id => "migration-flag-lifetime";
     public string Title => "no uncharge of the old page between prepare and end_migration; PCG_MIGRATION cleared before free (seed era)";
@@ -190,6 +192,7 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
             // the events that would explain a later pcflags change may be among the lost ones
             if (_pending.Count > 0) ctx.Skip(this, _pending.Count);
             _pending.Clear();
+            _ended.Clear();
             return;
         }
         if (seen is { } o && _pending.Remove(o.pfn, out var un))
@@ -199,6 +202,18 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
                 ctx.Report(this, ReplayContext.MakeFinding(un,
                     $"uncharged-during-migration: old pfn {Seed.Hex(o.pfn)} uncharged (ctype {un.Ctype}) between mem_cgroup_prepare_migration and mem_cgroup_end_migration",
                     [o.pfn], un.Memcg, [SeedState.Of(s).AttemptOrNull(s.AttemptOfSrc(o.pfn))?.Prepare, un, e]));
+        }
+
+        if (_ended.Count > 0)
+        {
+            ulong? touched = e switch
+            {
+                PutbackLruPageEvent pb when pb.Page.HasPfn => pb.Page.Pfn,
+                PageFreeEvent f when f.Page.HasPfn => f.Page.Pfn,
+                PrepareMigrationEvent p when p.Page.HasPfn => p.Page.Pfn,
+                _ => null,
+            };
+            if (touched is { } t && _ended.TryGetValue(t, out var done)) CheckAfterEnd(ctx, done.End, done.Anon, e);
         }
 
         switch (e)
@@ -229,10 +244,38 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
         }
     }
 
+    public void After(DomainEvent e, ReplayContext ctx)
+    {
+        if (e is not EndMigrationEvent { Mem: not 0 } en || !en.OldPage.HasPfn || !en.NewPage.HasPfn) return;
+        var sa = SeedState.Of(ctx.State).AttemptOrNull(ctx.State.AttemptOfSrc(en.OldPage.Pfn));
+        bool? anon = sa?.Prepare?.Anon ?? ctx.State.PageOrNull(en.OldPage.Pfn)?.Anon;
+        if (anon is not { } a) { ctx.Skip(this); return; }
+        _ended[en.OldPage.Pfn] = (en, a);
+        _ended[en.NewPage.Pfn] = (en, a);
+    }
+
+    /// <summary>After end_migration: a file migration leaves exactly one of old/new PCG_USED, an anon one at most one.</summary>
+    void CheckAfterEnd(ReplayContext ctx, EndMigrationEvent en, bool anon, DomainEvent at)
+    {
+        _ended.Remove(en.OldPage.Pfn);
+        _ended.Remove(en.NewPage.Pfn);
+        var s = ctx.State;
+        if (s.PageOrNull(en.OldPage.Pfn)?.PcgFlags is not { } of || s.PageOrNull(en.NewPage.Pfn)?.PcgFlags is not { } nf) { ctx.Skip(this); return; }
+        ctx.Checked(this);
+        bool uo = Seed.Used(of), un = Seed.Used(nf);
+        if (anon ? !(uo && un) : uo != un) return;
+        string what = uo && un ? "both old and new are" : "neither old nor new is";
+        ctx.Report(this, ReplayContext.MakeFinding(at,
+            $"used-after-end: after mem_cgroup_end_migration {what} PCG_USED ({(anon ? "anon: at most one" : "file: exactly one")} must be)",
+            [en.OldPage.Pfn, en.NewPage.Pfn], en.Mem, [en, at], Seed.PageText(s, en.OldPage.Pfn), Seed.PageText(s, en.NewPage.Pfn)));
+    }
+
     public void End(ReplayContext ctx)
     {
         if (_pending.Count > 0) ctx.Skip(this, _pending.Count);
         _pending.Clear();
+        if (_ended.Count > 0) ctx.Skip(this, _ended.Count / 2);
+        _ended.Clear();
     }
 }
 
