@@ -55,6 +55,29 @@ public class SeedEraCheckerPropertyTests
     }
 
     [Fact]
+    public void Scaled_up_runs_agree_with_the_oracle_too()
+    {
+        // hundreds of pages per run: long-lived state, many retries, exits in the middle of long migrations
+        var dir = Replayer.TestKit.Repo.TempDir("seed-scale");
+        try
+        {
+            int findings = 0;
+            foreach (var spec in Scenarios.All)
+                for (ulong seed = 1; seed <= 2; seed++)
+                {
+                    var g = Scenarios.Generate(spec, seed, scale: 25);
+                    Output.WriteFolder(g, dir);
+                    var audit = SeedCheck.Audit(Path.Combine(dir, Output.TraceFile));
+                    Assert.Equal(g.Findings.Select(SeedCheck.Key).Order(StringComparer.Ordinal), audit.Findings.Select(SeedCheck.Key).Order(StringComparer.Ordinal));
+                    Assert.True(g.Events.Count > 500, $"{spec.Name} scale 25: only {g.Events.Count} events");
+                    findings += g.Findings.Count;
+                }
+            Assert.True(findings > 0);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Seed_era_traces_are_detected_as_their_era_and_I6_I7_are_not_checkable()
     {
         var dir = Replayer.TestKit.Repo.TempDir("seed-era");
