@@ -113,9 +113,9 @@ public static class FormatDetector
 
     static bool IsTs(ReadOnlySpan<byte> tok)
     {
-        if (tok.Length < 3 || tok[^1] != (byte)':') return false;
+        if (tok.Length < 2 || tok[^1] != (byte)':') return false;
         int dot = tok.IndexOf((byte)'.');
-        if (dot <= 0) return false;
+        if (dot == 0) return false;
         for (int i = 0; i < tok.Length - 1; i++)
             if (i != dot && (uint)(tok[i] - '0') > 9) return false;
         return true;

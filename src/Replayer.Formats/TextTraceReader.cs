@@ -246,10 +246,19 @@ public sealed class TextTraceReader : ITraceReader
     static bool TryParseTimestamp(ReadOnlySpan<byte> tok, out long ns)
     {
         ns = 0;
-        if (tok.Length < 3 || tok[^1] != (byte)':') return false;
+        if (tok.Length < 2 || tok[^1] != (byte)':') return false;
         tok = tok[..^1];
         int dot = tok.IndexOf((byte)'.');
-        if (dot <= 0 || dot == tok.Length - 1 || tok.Length - dot - 1 > 9 || dot > 10) return false;
+        if (dot < 0)
+        {
+            // non-nanosecond trace clocks (counter, x86-tsc, local with ns off) print a bare integer
+            if (tok.Length > 19) return false;
+            long v = 0;
+            foreach (var b in tok) { if (!IsDigit(b)) return false; v = v * 10 + (b - '0'); }
+            ns = v;
+            return true;
+        }
+        if (dot == 0 || dot == tok.Length - 1 || tok.Length - dot - 1 > 9 || dot > 10) return false;
         long sec = 0;
         for (int k = 0; k < dot; k++)
         {

@@ -58,6 +58,13 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Counter_clock_integer_timestamps()
+    {
+        var evs = ReadText("# tracer: nop\n            bash-1977  [000] ....  123456789012: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");
+        Assert.Equal(123456789012L, Assert.Single(evs).Timestamp);
+    }
+
+    [Fact]
     public void Lost_events_lines_become_data_loss_events_not_errors()
     {
         using var r = OpenText(FtraceHeader +
