@@ -292,7 +292,18 @@ public sealed class TextTraceReader : ITraceReader
         while (true)
         {
             int b = line[from..].IndexOf(" ["u8);
-            if (b < 0) { _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line"; return null; }
+            if (b < 0)
+            {
+                // perf script -F without cpu: "comm tid ts: event: ..." or "ts: event: ..."
+                if (Format == TraceFormat.PerfScript && from == 0 && FindPerfTimestamp(line, out bracket, out ts, out after))
+                {
+                    cpu = -1;
+                    Stats.Add("events_without_cpu", StatSeverity.Info);
+                    break;
+                }
+                _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line";
+                return null;
+            }
             b += from;
             from = b + 1;
             int j = b + 2, ds = j;
@@ -327,11 +338,14 @@ public sealed class TextTraceReader : ITraceReader
         }
         int pe = head.Length, ps = pe;
         while (ps > 0 && IsDigit(head[ps - 1])) ps--;
-        if (ps == pe || ps == 0 || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
-        int pid = int.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture);
-        byte sep = head[ps - 1];
+        bool perf = Format == TraceFormat.PerfScript;
+        if (perf && head.Trim((byte)' ').Length == 0) { ps = 0; pe = 0; }
+        else if (ps == pe || (ps == 0 && !perf) || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
+        int pid = pe > ps ? int.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture) : -1;
+        byte sep = ps > 0 ? head[ps - 1] : (byte)' ';
         ReadOnlySpan<byte> comm;
-        if (sep == (byte)'-')
+        if (ps == 0) comm = default;
+        else if (sep == (byte)'-')
         {
             comm = head[..(ps - 1)];
             if (ps >= 2 && head[ps - 2] == (byte)'-' && comm.Length > 0) { } // "comm--1"? keep
@@ -405,6 +419,23 @@ public sealed class TextTraceReader : ITraceReader
             Source = _lines.LineNumber,
             Flags = flags.Length == 0 ? null : _interner.Get(flags),
         };
+    }
+
+    /// <summary>The first "sec.frac:" token of a line (perf script without the cpu column).</summary>
+    static bool FindPerfTimestamp(ReadOnlySpan<byte> line, out int start, out long ts, out int end)
+    {
+        int i = SkipBlanks(line, 0);
+        while (i < line.Length)
+        {
+            int e = TokenEnd(line, i);
+            var tok = line[i..e];
+            if (tok.IndexOf((byte)'.') > 0 && TryParseTimestamp(tok, out ts)) { start = i; end = e; return true; }
+            if (tok.Length > 0 && tok[^1] == (byte)':') break; // an event name: no timestamp before it
+            i = SkipBlanks(line, e);
+        }
+        start = end = 0;
+        ts = 0;
+        return false;
     }
 
     /// <summary>perf script -F ip,sym adds " ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])".</summary>

@@ -32,6 +32,20 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Perf_script_field_selections_without_cpu_or_comm()
+    {
+        using var r = OpenText("           migwl   565    68.301415: rt:migrate_mapping_ret: (ffffffff9992f2a0 <- ffffffff99930e24) ret=0\n" +
+                               "    68.301416: kmem:mm_page_free: page=0x5fb5a pfn=0x5fb5a order=0\n" +
+                               "   565 [001]    68.301417: kmem:mm_page_free: page=0x5fb5a pfn=0x5fb5b order=0\n", strict: true);
+        Assert.Equal(TraceFormat.PerfScript, r.Format);
+        var evs = ReadAll(r);
+        Assert.Equal([("migwl", 565, -1), ("", -1, -1), ("", 565, 1)], evs.Select(e => (e.Comm, e.Pid, e.Cpu)));
+        Assert.Equal("ffffffff9992f2a0 <- ffffffff99930e24", evs[0].Probe);
+        Assert.Equal(68_301_416_000L, evs[1].Timestamp);
+        Assert.Equal(0x5fb5bUL, evs[2].U64("pfn"));
+    }
+
+    [Fact]
     public void Irq_info_column_on_and_off_give_the_same_fields()
     {
         var on = ReadText(FtraceHeader + "           migwl-401     [000] dN.2.    25.368709: mm_lru_insertion: folio=ffd92987810ecc00 pfn=0x43b30 lru=2 flags= f  d \n");
@@ -55,6 +69,16 @@ public class InlineTextTests
         Assert.Equal(5123_456_789_012L, e.Timestamp);
         Assert.Equal("GFP_KERNEL", e.Str("gfp_flags"));
         Assert.Equal(-1L + 2, e.S64("order"));
+    }
+
+    [Fact]
+    public void Byte_order_mark_and_crlf_line_ends_are_accepted()
+    {
+        var bytes = new byte[] { 0xEF, 0xBB, 0xBF }.Concat(Encoding.UTF8.GetBytes(FtraceHeader.Replace("\n", "\r\n") +
+            "           migwl-401     [000] .....    25.000001: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\r\n")).ToArray();
+        using var r = TraceOpener.Open(new MemoryStream(bytes), new TraceOpenOptions { Strict = true });
+        Assert.Equal(TraceFormat.FtraceText, r.Format);
+        Assert.Equal(0UL, Assert.Single(ReadAll(r)).U64("order"));
     }
 
     [Fact]
