@@ -23,7 +23,7 @@ public sealed class TextTraceReader : ITraceReader
     readonly SchemaRegistry _registry;
     readonly TraceOpenOptions _options;
     readonly Utf8Interner _interner = new();
-    readonly Utf8Interner _valueInterner = new(1 << 15, 48);
+    readonly Utf8Interner _valueInterner = new(1 << 15, 160);
     readonly Utf8Map<NameInfo> _names = new(4096);
     long _lastTs;
     bool _ended;
@@ -308,10 +308,12 @@ public sealed class TextTraceReader : ITraceReader
             from = b + 1;
             int j = b + 2, ds = j;
             while (j < line.Length && IsDigit(line[j])) j++;
-            if (j == ds || j - ds > 6 || j >= line.Length || line[j] != (byte)']') continue;
+            if (j == ds || j - ds > 10 || j >= line.Length || line[j] != (byte)']') continue;
             if (j + 1 < line.Length && line[j + 1] != (byte)' ') continue;
-            cpu = 0;
-            for (int k = ds; k < j; k++) cpu = cpu * 10 + (line[k] - '0');
+            long cpuv = 0;
+            for (int k = ds; k < j; k++) cpuv = cpuv * 10 + (line[k] - '0');
+            if (cpuv > uint.MaxValue) continue;
+            cpu = unchecked((int)(uint)cpuv); // Replayer's writer prints an unknown cpu (-1) as its u32
             int k1 = SkipBlanks(line, j + 1);
             int e1 = TokenEnd(line, k1);
             flags = default;
@@ -341,7 +343,9 @@ public sealed class TextTraceReader : ITraceReader
         bool perf = Format == TraceFormat.PerfScript;
         if (perf && head.Trim((byte)' ').Length == 0) { ps = 0; pe = 0; }
         else if (ps == pe || (ps == 0 && !perf) || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
-        int pid = pe > ps ? int.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture) : -1;
+        long pidv = pe > ps ? long.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture) : -1;
+        if (pidv > uint.MaxValue) { _why = "a PID before [CPU]"; return null; }
+        int pid = pidv < 0 ? -1 : unchecked((int)(uint)pidv); // Replayer's writer prints a negative pid as its u32
         byte sep = ps > 0 ? head[ps - 1] : (byte)' ';
         ReadOnlySpan<byte> comm;
         if (ps == 0) comm = default;

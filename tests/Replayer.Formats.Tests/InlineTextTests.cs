@@ -46,6 +46,22 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Text_writer_keeps_unknown_cpu_and_pid_and_comms_ending_in_a_dash()
+    {
+        var events = new[]
+        {
+            new TraceEvent { Timestamp = 5, Cpu = -1, Pid = -1, Comm = "", Name = "kmem:mm_page_free", Fields = [EventField.U64("page", 1, FieldStyle.Pointer), EventField.U64("pfn", 2, FieldStyle.Hex), EventField.S64("order", 0)] },
+            new TraceEvent { Timestamp = 6, Cpu = 2, Pid = 5, Comm = "ab-", Name = "x:y", Fields = [EventField.Str("s", "v w"), EventField.S64("n", -3)] },
+            new TraceEvent { Timestamp = 7, Cpu = 3, Pid = -1, Comm = "cd--", Name = "x:y", Fields = [EventField.Str("s", ""), EventField.S64("n", 0)], Probe = "f+0x0/0x10" },
+        };
+        var ms = new MemoryStream();
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true)) foreach (var e in events) w.Write(e);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        Assert.Equal(events, ReadAll(r));
+    }
+
+    [Fact]
     public void Irq_info_column_on_and_off_give_the_same_fields()
     {
         var on = ReadText(FtraceHeader + "           migwl-401     [000] dN.2.    25.368709: mm_lru_insertion: folio=ffd92987810ecc00 pfn=0x43b30 lru=2 flags= f  d \n");

@@ -102,7 +102,7 @@ public class PropertyTests
         Gen.Select(Ident, Text, (n, v) => EventField.Str(n, v)));
 
     static readonly Gen<TraceEvent> Event = Gen.Select(
-        Gen.Long[0, long.MaxValue / 2], Gen.Int[0, 511], Gen.Int[0, 4_000_000],
+        Gen.Long[0, long.MaxValue / 2], Gen.Int[-1, 511], Gen.Int[-1, 4_000_000],
         Gen.Char["abcKW09 /:-[]"].Array[1, 15].Select(a => new string(a).Trim() is { Length: > 0 } s ? s : "x"),
         Gen.Select(Ident, Ident, (s, n) => s + ":" + n),
         Field.Array[0, 6].Select(fs => fs.DistinctBy(f => f.Name).ToArray()),
