@@ -60,6 +60,13 @@ public sealed class TextTraceReader : ITraceReader
         while (_lines.TryReadLine(out var line))
         {
             Stats.Lines++;
+            if (!_lines.LineTerminated && line.Trim((byte)' ').Length > 0 && line.TrimStart((byte)' ')[0] != (byte)'#')
+            {
+                // The input stops in the middle of a line (every writer of these formats ends lines with '\n'):
+                // the line may be cut inside a value, so it is not trusted. A clean end, counted.
+                Stats.Add("truncated_last_line", StatSeverity.DataLoss);
+                break;
+            }
             var ev = ParseLine(line, out bool skip);
             if (ev != null)
             {
@@ -68,12 +75,6 @@ public sealed class TextTraceReader : ITraceReader
                 return ev;
             }
             if (skip) continue;
-            if (!_lines.LineTerminated)
-            {
-                // the input stops in the middle of a line: a clean end, counted
-                Stats.Add("truncated_last_line", StatSeverity.DataLoss);
-                break;
-            }
             Stats.UnparsedLines++;
             if (_options.Strict)
                 TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, _why, Encoding.UTF8.GetString(line));

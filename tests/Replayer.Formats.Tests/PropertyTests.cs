@@ -59,9 +59,12 @@ public class PropertyTests
                     {
                         using var r = TraceOpener.Open(new MemoryStream(part), new TraceOpenOptions { Strict = true, SourceName = "cut" });
                         var evs = ReadAll(r);
-                        // a prefix of the full reading (the cut line may be kept when it still parses)
+                        // exactly the events of the complete lines: a prefix of the full reading
                         Assert.True(evs.Count <= full.Count);
-                        for (int i = 0; i < evs.Count - 1; i++) Assert.Equal(full[i], evs[i]);
+                        for (int i = 0; i < evs.Count; i++) Assert.Equal(full[i], evs[i]);
+                        int complete = data.AsSpan(0, cut).LastIndexOf((byte)'\n') + 1;
+                        using var whole = TraceOpener.Open(new MemoryStream(data, 0, complete), new TraceOpenOptions { Strict = true, SourceName = "cut" });
+                        Assert.Equal(ReadAll(whole).Count, evs.Count);
                         Assert.Equal(0, r.Stats.UnparsedLines);
                     }
                     catch (TraceInputException e)
