@@ -123,6 +123,13 @@ public sealed class FtraceTextWriter : IDisposable
                 LossyEvents++;
         }
         _ = payloadStart;
+        // a newline inside a value would break the line structure: escape it (the event is counted as lossy)
+        for (int i = 0; i < sb.Length; i++)
+            if (sb[i] is '\n' or '\r')
+            {
+                sb.Replace("\r", "\\r").Replace("\n", "\\n");
+                break;
+            }
         sb.Append('\n');
         _out.Write(sb);
         Events++;

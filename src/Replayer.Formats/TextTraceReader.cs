@@ -18,6 +18,7 @@ public sealed class TextTraceReader : ITraceReader
 
     /// <summary>Prefix of the comment lines by which Replayer's own text writer describes its print formats.</summary>
     public const string SelfFormatPrefix = "# replayer:format ";
+    static readonly byte[] SelfFormatPrefixBytes = Encoding.UTF8.GetBytes(SelfFormatPrefix);
 
     readonly LineSource _lines;
     readonly SchemaRegistry _registry;
@@ -122,7 +123,7 @@ public sealed class TextTraceReader : ITraceReader
 
     void HeaderComment(ReadOnlySpan<byte> t)
     {
-        if (t.StartsWith(Encoding.UTF8.GetBytes(SelfFormatPrefix)))
+        if (t.StartsWith(SelfFormatPrefixBytes))
         {
             RegisterSelfFormat(Encoding.UTF8.GetString(t[SelfFormatPrefix.Length..]));
             return;

@@ -62,6 +62,24 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Text_writer_escapes_newlines_in_values_and_counts_the_event_as_lossy()
+    {
+        var ms = new MemoryStream();
+        long lossy;
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true))
+        {
+            w.Write(new TraceEvent { Timestamp = 1000, Comm = "a", Pid = 1, Name = "ftrace:print", Fields = [EventField.Str("ip", "tracing_mark_write"), EventField.Str("buf", "two\nlines")] });
+            w.Write(new TraceEvent { Timestamp = 2000, Comm = "a", Pid = 1, Name = "ftrace:print", Fields = [EventField.Str("ip", "tracing_mark_write"), EventField.Str("buf", "one line")] });
+            lossy = w.LossyEvents;
+        }
+        Assert.Equal(1, lossy);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        var evs = ReadAll(r);
+        Assert.Equal(["two\\nlines", "one line"], evs.Select(e => e.Str("buf")));
+    }
+
+    [Fact]
     public void Irq_info_column_on_and_off_give_the_same_fields()
     {
         var on = ReadText(FtraceHeader + "           migwl-401     [000] dN.2.    25.368709: mm_lru_insertion: folio=ffd92987810ecc00 pfn=0x43b30 lru=2 flags= f  d \n");
