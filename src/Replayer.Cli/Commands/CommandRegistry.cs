@@ -9,5 +9,8 @@ public static class CommandRegistry
     {
         yield return StatsCommand.Create();
         yield return ConvertCommand.Create();
+        yield return IngestCommand.Create();
+        yield return LsCommand.Create();
+        yield return StoreCommand.Create();
     }
 }
