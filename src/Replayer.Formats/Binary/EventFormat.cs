@@ -63,7 +63,7 @@ public sealed class EventFormat
         {
             throw new TraceInputException(source, 0, offset, e.Expected + $" (format file line {e.Line})", e.Found);
         }
-        if (sf.Id < 0) TraceInputException.ThrowAtOffset(source, offset, "event format with an ID: line", "none for " + sf.Name);
+        if (sf.Id < 0) TraceInputException.ThrowAtOffset(source, offset, "event format with an ID: line", "none for " + TraceInputException.Excerpt(sf.Name, 40));
         // __rel_loc offsets are relative to the end of the field; the schema folds them into data_loc.
         var relLoc = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))

@@ -458,9 +458,18 @@ public sealed class PerfDataReader : ITraceReader
                 if (!_pipe && padded > _dataEnd - _pos)
                     TraceInputException.ThrowAtOffset(_name, source, "tracing data inside the data section", padded + " bytes");
                 if (padded > 1L << 30) TraceInputException.ThrowAtOffset(_name, source, "tracing data under 1 GiB", padded + " bytes");
-                var data = new byte[padded];
                 if (!_pipe) _in.Position = _pos;
-                if (ReadSome(data, (int)padded) < padded) TraceInputException.ThrowAtOffset(_name, _pos, $"{padded} bytes of tracing data", "end of input");
+                // Read in pieces: a pipe cannot tell in advance whether the declared size is really there.
+                var ms = new MemoryStream();
+                var piece = new byte[1 << 16];
+                while (ms.Length < padded)
+                {
+                    int want = (int)Math.Min(piece.Length, padded - ms.Length);
+                    int got = ReadSome(piece, want);
+                    ms.Write(piece, 0, got);
+                    if (got < want) TraceInputException.ThrowAtOffset(_name, _pos, $"{padded} bytes of tracing data", ms.Length + " bytes before the end of input");
+                }
+                var data = ms.GetBuffer();
                 long at = _pos;
                 _pos += padded;
                 Feature(1, data.AsSpan(0, (int)size).ToArray(), at);

@@ -231,11 +231,11 @@ public sealed class TraceDatReader : ITraceReader
         for (long s = 0; s < systems; s++)
         {
             string sys = CStringAt(ref pos, "event system name", 256);
-            long count = SizeAt(pos, 4, "event count of " + sys, 1 << 20); pos += 4;
+            long count = SizeAt(pos, 4, "event count of system " + TraceInputException.Excerpt(sys, 40), 1 << 20); pos += 4;
             for (long i = 0; i < count; i++)
             {
                 long n = SizeAt(pos, 8, "event format size", end - pos - 8); pos += 8;
-                AddFormat(_src.ReadBytes(pos, n, "event format of " + sys), sys, pos);
+                AddFormat(_src.ReadBytes(pos, n, "event format of system " + TraceInputException.Excerpt(sys, 40)), sys, pos);
                 pos += n;
             }
         }
@@ -262,12 +262,12 @@ public sealed class TraceDatReader : ITraceReader
         for (uint s = 0; s < systems; s++)
         {
             string sys = r.CString("event system name");
-            uint count = r.U32("event count of " + sys);
+            uint count = r.U32("event count of system " + TraceInputException.Excerpt(sys, 40));
             for (uint i = 0; i < count; i++)
             {
                 long n = r.Size64("event format size");
                 long fat = r.Offset;
-                AddFormat(r.Bytes(n, "event format of " + sys).ToArray(), sys, fat);
+                AddFormat(r.Bytes(n, "event format of system " + TraceInputException.Excerpt(sys, 40)).ToArray(), sys, fat);
             }
         }
     }
