@@ -20,6 +20,11 @@ public sealed class RecordField
     public int ArrayLength { get; init; }
     public bool IsString => Type.StartsWith("char", StringComparison.Ordinal) && (IsArray || DataLoc || RelLoc)
         || (DataLoc || RelLoc) && Type.Contains("char", StringComparison.Ordinal);
+    /// <summary>A plain integer field read directly (not an array, string or dynamic location).</summary>
+    public bool IsScalar => _scalar ??= !DataLoc && !RelLoc && !IsArray && Size is > 0 and <= 8;
+    bool? _scalar;
+    public bool IsPointer => _pointer ??= Type.Contains('*');
+    bool? _pointer;
     public int ElementSize => IsArray && ArrayLength > 0 ? Math.Max(1, Size / ArrayLength) : Size;
 }
 
