@@ -99,7 +99,7 @@ public sealed class ReplayEngine
             Source = source, Era = Era, EraForced = eraForced, KernelRelease = release, Events = State.Events, DataLossEvents = State.DataLoss,
             Findings = findings.OrderBy(f => f.Timestamp).ThenBy(f => f.Evidence.Length > 0 ? f.Evidence[^1].Source : 0).ToArray(),
             Verdicts = verdicts.OrderBy(v => v.InvariantId, StringComparer.Ordinal).ToArray(),
-            Memcgs = State.Memcgs.Values.Where(m => m.CounterDelta != 0 || m.ImpliedDelta != 0)
+            Memcgs = State.Memcgs.Values.Where(m => m.Updates != 0 || m.CounterDelta != 0 || m.ImpliedDelta != 0)
                 .OrderBy(m => m.Id).Select(m => new MemcgSummary { Memcg = m.Id, CounterDelta = m.CounterDelta, ImpliedDelta = m.ImpliedDelta, Tainted = m.Tainted }).ToArray(),
         };
     }
