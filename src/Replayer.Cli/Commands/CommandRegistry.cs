@@ -7,6 +7,7 @@ public static class CommandRegistry
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return StatsCommand.Create();
+        yield return ConvertCommand.Create();
     }
 }

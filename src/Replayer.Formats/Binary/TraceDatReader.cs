@@ -13,6 +13,9 @@ public sealed class BinaryReaderOptions
     public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
     /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
     public bool SymbolicProbes { get; set; } = true;
+    /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
+    /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
+    public bool RenderText { get; set; }
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -53,6 +56,8 @@ public sealed class TraceDatReader : ITraceReader
     public CaptureHeader Header { get; } = new();
     public ReadStats Stats { get; } = new();
     public Kallsyms? Kallsyms => _kallsyms;
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
+    public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
 
     public TraceDatReader(string path, BinaryReaderOptions? options = null) : this(BinarySource.Open(path), options) { }
@@ -269,7 +274,16 @@ public sealed class TraceDatReader : ITraceReader
 
     void AddFormat(byte[] text, string system, long at)
     {
-        var fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at);
+        // A format the schema cannot read costs that event type only: its records are counted as
+        // undecodable, the rest of the capture still reads.
+        EventFormat fmt;
+        try { fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at); }
+        catch (TraceInputException e)
+        {
+            Stats.Add("binary.unparsable_format", StatSeverity.Error);
+            Header.Properties["unparsable_format@" + at.ToString(CultureInfo.InvariantCulture)] = e.Message;
+            return;
+        }
         _decoders[fmt.Id] = new EventDecoder(fmt);
     }
 
@@ -565,6 +579,7 @@ public sealed class TraceDatReader : ITraceReader
 
     TraceEvent Decode(CpuStream s)
     {
+        LastRendered = null;
         long ts = ToNs(s.Timestamp);
         if (s.IsLoss)
         {
@@ -594,6 +609,7 @@ public sealed class TraceDatReader : ITraceReader
         _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
+        if (_opt.RenderText) LastRendered = dec.Render(_ctx, _kallsyms);
         return new TraceEvent
         {
             Timestamp = ts,

@@ -1,0 +1,537 @@
+using System.Globalization;
+using System.Text;
+using Replayer.Core;
+using Replayer.Formats.Schema;
+
+namespace Replayer.Formats;
+
+/// <summary>
+/// Reader of the line-oriented text formats: raw ftrace (<c>trace</c> with or without the irq-info column,
+/// <c>trace_pipe</c>), <c>trace-cmd report</c>, and <c>perf script</c> (default and <c>-F</c> variants).
+/// One line at a time from a byte buffer; comm, event and field names and repeated values are interned.
+/// </summary>
+public sealed class TextTraceReader : ITraceReader
+{
+    /// <summary>Default system for a raw-ftrace event whose system nothing names.</summary>
+    public const string UnknownSystem = "unknown";
+    public const string PrintName = "ftrace:print";
+
+    /// <summary>Prefix of the comment lines by which Replayer's own text writer describes its print formats.</summary>
+    public const string SelfFormatPrefix = "# replayer:format ";
+
+    readonly LineSource _lines;
+    readonly SchemaRegistry _registry;
+    readonly TraceOpenOptions _options;
+    readonly Utf8Interner _interner = new();
+    readonly Utf8Interner _valueInterner = new(1 << 15, 48);
+    readonly Utf8Map<NameInfo> _names = new(4096);
+    long _lastTs;
+    bool _ended;
+    string _why = "";
+
+    public TraceFormat Format { get; }
+    public string SourceName { get; }
+    public CaptureHeader Header { get; } = new();
+    public ReadStats Stats { get; } = new();
+
+    sealed class NameInfo
+    {
+        public required string FullName;
+        public required string ShortName;
+        public EventSchema? Schema;
+        public int LastTemplate;
+        public bool PrintSymbol;
+        public bool ProbeExpected;
+        public bool IsDataLoss;
+    }
+
+    public TextTraceReader(LineSource lines, TraceFormat format, string sourceName, SchemaRegistry registry, TraceOpenOptions? options = null)
+    {
+        _lines = lines;
+        Format = format;
+        SourceName = sourceName;
+        _registry = registry;
+        _options = options ?? TraceOpenOptions.Default;
+    }
+
+    public TraceEvent? Read()
+    {
+        if (_ended) return null;
+        while (_lines.TryReadLine(out var line))
+        {
+            Stats.Lines++;
+            var ev = ParseLine(line, out bool skip);
+            if (ev != null)
+            {
+                Stats.Events++;
+                _lastTs = ev.Timestamp;
+                return ev;
+            }
+            if (skip) continue;
+            if (!_lines.LineTerminated)
+            {
+                // the input stops in the middle of a line: a clean end, counted
+                Stats.Add("truncated_last_line", StatSeverity.DataLoss);
+                break;
+            }
+            Stats.UnparsedLines++;
+            if (_options.Strict)
+                TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, _why, Encoding.UTF8.GetString(line));
+        }
+        _ended = true;
+        return null;
+    }
+
+    static int SkipBlanks(ReadOnlySpan<byte> s, int i)
+    {
+        while (i < s.Length && (s[i] == (byte)' ' || s[i] == (byte)'\t')) i++;
+        return i;
+    }
+
+    static bool IsDigit(byte b) => (uint)(b - '0') <= 9;
+
+    TraceEvent? ParseLine(ReadOnlySpan<byte> line, out bool skip)
+    {
+        skip = false;
+        int i = SkipBlanks(line, 0);
+        if (i == line.Length) { skip = true; return null; }
+        byte c0 = line[i];
+        if (c0 == (byte)'#')
+        {
+            skip = true;
+            HeaderComment(line[i..]);
+            return null;
+        }
+        var ev = TryParseEvent(line);
+        if (ev != null) return ev;
+        // non-event lines that are part of the formats
+        var t = line[i..];
+        if (t.StartsWith("CPU:"u8) && TryParseLost(t) is { } lost) return lost;
+        if (t.StartsWith("cpus="u8) && int.TryParse(t[5..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpus))
+        { Header.CpuCount = cpus; skip = true; return null; }
+        if (t.StartsWith("version = "u8) || t.StartsWith("version="u8))
+        { Header.FormatVersion = Encoding.UTF8.GetString(t[(t.IndexOf((byte)'=') + 1)..]).Trim(); skip = true; return null; }
+        if (t.StartsWith("CPU "u8) && t.EndsWith(" is empty"u8))
+        { Stats.Add("empty_cpu_lines", StatSeverity.Info); skip = true; return null; }
+        if (Format == TraceFormat.PerfScript && i > 0 && IsCallchainLine(t))
+        { Stats.Add("callchain_lines", StatSeverity.Info); skip = true; return null; }
+        if (_why.Length == 0) _why = "an event line (TASK-PID [CPU] TIMESTAMP: EVENT: FIELDS)";
+        return null;
+    }
+
+    void HeaderComment(ReadOnlySpan<byte> t)
+    {
+        if (t.StartsWith(Encoding.UTF8.GetBytes(SelfFormatPrefix)))
+        {
+            RegisterSelfFormat(Encoding.UTF8.GetString(t[SelfFormatPrefix.Length..]));
+            return;
+        }
+        var s = t.Length < 200 ? Encoding.UTF8.GetString(t) : "";
+        if (s.StartsWith("# tracer:", StringComparison.Ordinal))
+            Header.Properties["tracer"] = s[9..].Trim();
+        else if (s.StartsWith("# entries-in-buffer/entries-written:", StringComparison.Ordinal))
+        {
+            var rest = s["# entries-in-buffer/entries-written:".Length..].Trim();
+            int sp = rest.IndexOf(' ');
+            Header.Properties["entries-in-buffer/entries-written"] = sp < 0 ? rest : rest[..sp];
+            int p = rest.IndexOf("#P:", StringComparison.Ordinal);
+            if (p >= 0 && int.TryParse(rest[(p + 3)..].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int n))
+                Header.CpuCount = n;
+        }
+        else if (s.StartsWith("# os release : ", StringComparison.Ordinal)) // perf script --header
+            Header.KernelRelease = s[15..].Trim();
+        else if (s.StartsWith("# nrcpus avail : ", StringComparison.Ordinal)
+            && int.TryParse(s[17..].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int nc))
+            Header.CpuCount = nc;
+    }
+
+    /// <summary><c># replayer:format NAME KIND NAMES FMT</c>: the print format Replayer's text writer used.</summary>
+    void RegisterSelfFormat(string s)
+    {
+        var parts = s.Split(' ', 4);
+        if (parts.Length < 3 || !parts[0].Contains(':'))
+        {
+            if (_options.Strict)
+                TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, "'# replayer:format SYS:EVENT KIND NAMES FORMAT'", s);
+            Stats.Add("bad_format_comments", StatSeverity.Error);
+            return;
+        }
+        string fmt = parts.Length > 3 ? parts[3] : "";
+        var kind = parts[1] switch { "kprobe" => ProbeKind.Kprobe, "kretprobe" => ProbeKind.Kretprobe, _ => ProbeKind.None };
+        var t = PrintTemplate.Parse(fmt);
+        var names = parts[2] == "-" ? [] : parts[2].Split(',');
+        if (names.Length != t.Fields.Count)
+        {
+            if (_options.Strict)
+                TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, $"{t.Fields.Count} field names", parts[2]);
+            Stats.Add("bad_format_comments", StatSeverity.Error);
+            return;
+        }
+        var fields = t.Fields.Select((f, k) => new TemplateField { Name = string.Intern(names[k]), Type = f.Type, Style = f.Style, Syntax = f.Syntax, Spec = f.Spec, Arg = f.Arg }).ToArray();
+        var full = parts[0];
+        int colon = full.IndexOf(':');
+        var schema = new EventSchema(full[..colon], full[(colon + 1)..], [PrintTemplate.FromParts(fmt, kind, t.Literals.ToArray(), fields)], SchemaOrigin.SelfDescribed);
+        _registry.Replace(schema);
+        _names.Clear();
+    }
+
+    static bool IsCallchainLine(ReadOnlySpan<byte> t)
+    {
+        // "ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])"
+        int sp = t.IndexOf((byte)' ');
+        if (sp <= 0) return false;
+        foreach (var b in t[..sp]) if (!Uri.IsHexDigit((char)b)) return false;
+        return t.EndsWith(")"u8) && t.LastIndexOf(" ("u8) > sp;
+    }
+
+    TraceEvent? TryParseLost(ReadOnlySpan<byte> t)
+    {
+        // CPU:1 [LOST 123 EVENTS]   (ftrace)   CPU:1 [123 EVENTS DROPPED] / CPU:1 [LOST EVENTS]
+        int i = 4, s = i;
+        while (i < t.Length && IsDigit(t[i])) i++;
+        if (i == s || !int.TryParse(t[s..i], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpu)) return null;
+        var rest = t[i..];
+        if (!rest.StartsWith(" ["u8) || !rest.EndsWith("]"u8)) return null;
+        var inner = rest[2..^1];
+        if (inner.IndexOf("LOST"u8) < 0 && inner.IndexOf("DROPPED"u8) < 0) return null;
+        ulong lost = 0;
+        int d = 0;
+        while (d < inner.Length && !IsDigit(inner[d])) d++;
+        int de = d;
+        while (de < inner.Length && IsDigit(inner[de])) de++;
+        if (de > d) ulong.TryParse(inner[d..de], NumberStyles.None, CultureInfo.InvariantCulture, out lost);
+        Stats.LostEvents += (long)lost;
+        Stats.DataLossMarkers++;
+        return new TraceEvent
+        {
+            Timestamp = _lastTs,
+            Cpu = cpu,
+            Pid = 0,
+            Comm = "",
+            Name = SyntheticEvents.DataLoss,
+            Fields = [EventField.U64("lost", lost)],
+            Source = _lines.LineNumber,
+        };
+    }
+
+    /// <summary>perf script --show-lost-events: "... PERF_RECORD_LOST lost: 12" (any spelling with a number after "lost").</summary>
+    TraceEvent PerfLost(ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm)
+    {
+        ulong lost = 0;
+        var rest = t["PERF_RECORD_LOST"u8.Length..];
+        int k = rest.LastIndexOf("lost"u8);
+        if (k >= 0)
+        {
+            int d = k + 4;
+            while (d < rest.Length && (rest[d] == (byte)':' || rest[d] == (byte)' ')) d++;
+            int de = d;
+            while (de < rest.Length && IsDigit(rest[de])) de++;
+            if (de > d) ulong.TryParse(rest[d..de], NumberStyles.None, CultureInfo.InvariantCulture, out lost);
+        }
+        Stats.LostEvents += (long)lost;
+        Stats.DataLossMarkers++;
+        return new TraceEvent
+        {
+            Timestamp = ts,
+            Cpu = cpu,
+            Pid = pid,
+            Comm = _interner.Get(comm),
+            Name = SyntheticEvents.DataLoss,
+            Fields = [EventField.U64("lost", lost)],
+            Source = _lines.LineNumber,
+        };
+    }
+
+    /// <summary>sec.frac followed by ':' → nanoseconds.</summary>
+    static bool TryParseTimestamp(ReadOnlySpan<byte> tok, out long ns)
+    {
+        ns = 0;
+        if (tok.Length < 3 || tok[^1] != (byte)':') return false;
+        tok = tok[..^1];
+        int dot = tok.IndexOf((byte)'.');
+        if (dot <= 0 || dot == tok.Length - 1 || tok.Length - dot - 1 > 9 || dot > 10) return false;
+        long sec = 0;
+        for (int k = 0; k < dot; k++)
+        {
+            if (!IsDigit(tok[k])) return false;
+            sec = sec * 10 + (tok[k] - '0');
+        }
+        long frac = 0;
+        int digits = tok.Length - dot - 1;
+        for (int k = dot + 1; k < tok.Length; k++)
+        {
+            if (!IsDigit(tok[k])) return false;
+            frac = frac * 10 + (tok[k] - '0');
+        }
+        for (int k = digits; k < 9; k++) frac *= 10;
+        ns = sec * 1_000_000_000 + frac;
+        return true;
+    }
+
+    static int TokenEnd(ReadOnlySpan<byte> s, int i)
+    {
+        while (i < s.Length && s[i] != (byte)' ' && s[i] != (byte)'\t') i++;
+        return i;
+    }
+
+    TraceEvent? TryParseEvent(ReadOnlySpan<byte> line)
+    {
+        int from = 0;
+        int bracket, cpu = 0, after;
+        long ts = 0;
+        ReadOnlySpan<byte> flags = default;
+        while (true)
+        {
+            int b = line[from..].IndexOf(" ["u8);
+            if (b < 0) { _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line"; return null; }
+            b += from;
+            from = b + 1;
+            int j = b + 2, ds = j;
+            while (j < line.Length && IsDigit(line[j])) j++;
+            if (j == ds || j - ds > 6 || j >= line.Length || line[j] != (byte)']') continue;
+            if (j + 1 < line.Length && line[j + 1] != (byte)' ') continue;
+            cpu = 0;
+            for (int k = ds; k < j; k++) cpu = cpu * 10 + (line[k] - '0');
+            int k1 = SkipBlanks(line, j + 1);
+            int e1 = TokenEnd(line, k1);
+            flags = default;
+            if (!TryParseTimestamp(line[k1..e1], out ts))
+            {
+                int k2 = SkipBlanks(line, e1);
+                int e2 = TokenEnd(line, k2);
+                if (e1 == k1 || !TryParseTimestamp(line[k2..e2], out ts)) continue;
+                flags = line[k1..e1];
+                e1 = e2;
+            }
+            bracket = b;
+            after = e1;
+            break;
+        }
+
+        // TASK-PID, TASK PID, TASK PID/TID, optional (TGID)
+        var head = line[..bracket].TrimEnd((byte)' ');
+        if (head.Length > 0 && head[^1] == (byte)')')
+        {
+            int op = head.LastIndexOf((byte)'(');
+            if (op < 0) { _why = "'(TGID)' before [CPU]"; return null; }
+            head = head[..op].TrimEnd((byte)' ');
+        }
+        int pe = head.Length, ps = pe;
+        while (ps > 0 && IsDigit(head[ps - 1])) ps--;
+        if (ps == pe || ps == 0 || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
+        int pid = int.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture);
+        byte sep = head[ps - 1];
+        ReadOnlySpan<byte> comm;
+        if (sep == (byte)'-')
+        {
+            comm = head[..(ps - 1)];
+            if (ps >= 2 && head[ps - 2] == (byte)'-' && comm.Length > 0) { } // "comm--1"? keep
+        }
+        else if (sep == (byte)'/')
+        {
+            int qs = ps - 1;
+            while (qs > 0 && IsDigit(head[qs - 1])) qs--;
+            if (qs == ps - 1 || qs == 0 || head[qs - 1] != (byte)' ') { _why = "PID/TID before [CPU]"; return null; }
+            comm = head[..(qs - 1)];
+        }
+        else if (sep == (byte)' ') comm = head[..(ps - 1)];
+        else { _why = "TASK-PID before [CPU]"; return null; }
+        comm = comm.Trim((byte)' ');
+
+        // [period] EVENT: payload
+        int i = SkipBlanks(line, after);
+        {
+            int pe2 = i;
+            while (pe2 < line.Length && IsDigit(line[pe2])) pe2++;
+            if (pe2 > i && pe2 < line.Length && line[pe2] == (byte)' ') i = SkipBlanks(line, pe2);
+        }
+        if (line[i..].StartsWith("PERF_RECORD_LOST"u8))
+            return PerfLost(line[i..], ts, cpu, pid, comm);
+        int ns = i, ne = -1;
+        for (int j = i; j < line.Length; j++)
+        {
+            byte ch = line[j];
+            if (ch == (byte)' ' || ch == (byte)'\t') break;
+            if (ch == (byte)':' && (j + 1 == line.Length || line[j + 1] == (byte)' ' || line[j + 1] == (byte)'\t')) { ne = j; break; }
+        }
+        if (ne <= ns) { _why = "'EVENT:' after the timestamp"; return null; }
+        var nameBytes = line[ns..ne];
+        var payload = line[SkipBlanks(line, ne + 1)..];
+        if (Format == TraceFormat.PerfScript) payload = StripPerfIpSym(payload);
+
+        var info = Resolve(nameBytes);
+        string? probe = null;
+        EventField[] fields;
+        if (info.PrintSymbol)
+        {
+            fields = [EventField.Str("ip", info.ShortName), EventField.Str("buf", payload.Length == 0 ? "" : Encoding.UTF8.GetString(payload))];
+        }
+        else
+        {
+            if ((info.ProbeExpected || info.Schema == null) && payload.Length > 0 && payload[0] == (byte)'(')
+            {
+                int cp = payload.IndexOf((byte)')');
+                if (cp > 0 && (cp + 1 == payload.Length || payload[cp + 1] == (byte)' '))
+                {
+                    probe = _interner.Get(payload[1..cp]);
+                    payload = payload[SkipBlanks(payload, cp + 1)..];
+                }
+            }
+            fields = ParseFields(info, payload);
+        }
+        if (info.IsDataLoss)
+        {
+            Stats.DataLossMarkers++;
+            foreach (var f in fields) if (f.Name == "lost" && f.IsInteger) Stats.LostEvents += (long)f.Bits;
+        }
+        return new TraceEvent
+        {
+            Timestamp = ts,
+            Cpu = cpu,
+            Pid = pid,
+            Comm = _interner.Get(comm),
+            Name = info.FullName,
+            Fields = fields,
+            Probe = probe,
+            Source = _lines.LineNumber,
+            Flags = flags.Length == 0 ? null : _interner.Get(flags),
+        };
+    }
+
+    /// <summary>perf script -F ip,sym adds " ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])".</summary>
+    static ReadOnlySpan<byte> StripPerfIpSym(ReadOnlySpan<byte> p)
+    {
+        if (p.Length == 0 || p[^1] != (byte)')') return p;
+        int op = p.LastIndexOf(" ("u8);
+        if (op < 0 || op + 2 >= p.Length || (p[op + 2] != (byte)'[' && p[op + 2] != (byte)'/')) return p;
+        int symStart = p[..op].LastIndexOf((byte)' ');
+        if (symStart < 0) return p;
+        int ipStart = p[..symStart].LastIndexOf((byte)' ');
+        var ip = p[(ipStart + 1)..symStart];
+        if (ip.Length == 0 || ip.Length > 16) return p;
+        foreach (var b in ip) if (!Uri.IsHexDigit((char)b)) return p;
+        return ipStart < 0 ? default : p[..ipStart].TrimEnd((byte)' ');
+    }
+
+    NameInfo Resolve(ReadOnlySpan<byte> nameBytes)
+    {
+        int hash = Utf8Map<NameInfo>.Hash(nameBytes);
+        var info = _names.Find(nameBytes, hash);
+        if (info != null) return info;
+        var name = _interner.Get(nameBytes);
+        int colon = name.IndexOf(':');
+        var schema = _registry.Find(name);
+        string full, shortName = colon >= 0 ? name[(colon + 1)..] : name;
+        bool printSym = false;
+        if (schema != null) full = schema.FullName;
+        else if (colon >= 0) full = name;
+        else if (name == "tracing_mark_write" && Format != TraceFormat.PerfScript)
+        {
+            // raw ftrace prints the print event as "%ps: %s": the symbol stands where the event name would be
+            full = PrintName;
+            printSym = true;
+        }
+        else
+        {
+            full = UnknownSystem + ":" + name;
+            Stats.Add("unknown_event_names", StatSeverity.Info);
+        }
+        info = new NameInfo
+        {
+            FullName = string.Intern(full),
+            ShortName = string.Intern(shortName),
+            Schema = schema,
+            PrintSymbol = printSym,
+            ProbeExpected = schema != null && schema.Templates.Any(t => t.Probe != ProbeKind.None),
+            IsDataLoss = full == SyntheticEvents.DataLoss,
+        };
+        _names.TryAdd(nameBytes, hash, info);
+        return info;
+    }
+
+    EventField[] ParseFields(NameInfo info, ReadOnlySpan<byte> payload)
+    {
+        if (info.Schema is { } schema)
+        {
+            var ts = schema.Templates;
+            int n = ts.Count;
+            for (int k = 0; k < n; k++)
+            {
+                int idx = (info.LastTemplate + k) % n;
+                var r = ts[idx].TryMatch(payload, _valueInterner);
+                if (r != null)
+                {
+                    info.LastTemplate = idx;
+                    return r;
+                }
+            }
+            Stats.Add("template_mismatch", StatSeverity.Error);
+            Stats.Add("template_mismatch:" + info.FullName, StatSeverity.Error);
+        }
+        else Stats.Add("events_without_format", StatSeverity.Info);
+        return ParseGeneric(payload);
+    }
+
+    static bool IsKeyChar(byte b) => char.IsAsciiLetterOrDigit((char)b) || b == (byte)'_' || b == (byte)'.' || b == (byte)'-' || b == (byte)'[' || b == (byte)']';
+
+    /// <summary>key=value tokens, typed by their text; anything else: the whole payload as one string field "text".</summary>
+    EventField[] ParseGeneric(ReadOnlySpan<byte> payload)
+    {
+        var p = payload.TrimEnd((byte)' ');
+        if (p.Length == 0) return TraceEvent.NoFields;
+        int count = 0;
+        bool kv = true;
+        int i = 0;
+        while (i < p.Length)
+        {
+            int e = TokenEnd(p, i);
+            var tok = p[i..e];
+            int eq = tok.IndexOf((byte)'=');
+            if (eq <= 0) { kv = false; break; }
+            foreach (var b in tok[..eq]) if (!IsKeyChar(b)) { kv = false; break; }
+            if (!kv) break;
+            count++;
+            i = SkipBlanks(p, e);
+        }
+        if (!kv || i != p.Length || p.IndexOf((byte)'\t') >= 0 || p.IndexOf("  "u8) >= 0)
+            return [EventField.Str("text", Encoding.UTF8.GetString(payload))];
+        var res = new EventField[count];
+        i = 0;
+        for (int k = 0; k < count; k++)
+        {
+            int e = TokenEnd(p, i);
+            var tok = p[i..e];
+            int eq = tok.IndexOf((byte)'=');
+            var key = _interner.Get(tok[..eq]);
+            res[k] = TypedValue(key, tok[(eq + 1)..]);
+            i = SkipBlanks(p, e);
+        }
+        return res;
+    }
+
+    EventField TypedValue(string key, ReadOnlySpan<byte> v)
+    {
+        if (v.Length > 2 && v[0] == (byte)'0' && (v[1] | 0x20) == (byte)'x' && v.Length <= 18)
+        {
+            if (ulong.TryParse(v[2..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var h))
+                return EventField.U64(key, h, FieldStyle.Hex);
+        }
+        else if (v.Length > 0 && v.Length <= 20)
+        {
+            bool neg = v[0] == (byte)'-';
+            var d = neg ? v[1..] : v;
+            bool digits = d.Length > 0;
+            foreach (var b in d) if (!IsDigit(b)) { digits = false; break; }
+            if (digits)
+            {
+                if (neg && long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var sv) && sv != 0)
+                    return EventField.S64(key, sv);
+                if (!neg && (d.Length == 1 || d[0] != (byte)'0') && ulong.TryParse(d, NumberStyles.None, CultureInfo.InvariantCulture, out var uv))
+                    return EventField.U64(key, uv);
+            }
+        }
+        return EventField.Str(key, _valueInterner.Get(v));
+    }
+
+    public void Dispose() => _lines.Dispose();
+}
