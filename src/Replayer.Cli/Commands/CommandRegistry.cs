@@ -9,5 +9,8 @@ public static class CommandRegistry
     {
         yield return StatsCommand.Create();
         yield return ConvertCommand.Create();
+        yield return CheckCommand.Create();
+        yield return StateCommand.Create();
+        yield return HistoryCommand.Create();
     }
 }
