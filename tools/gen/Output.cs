@@ -56,6 +56,9 @@ public static class Output
         "p:rt/anon_vma_free anon_vma_free anon_vma=%di:x64\n" +
         "p:rt/putback_lru_page putback_lru_page page=%di:x64\n";
 
+    /// <summary>Lines of the <c># tracer: nop</c> header before the first event.</summary>
+    public const int HeaderLines = 11;
+
     public static string FtraceText(IReadOnlyList<TraceEvent> events)
     {
         var sb = new StringBuilder(events.Count * 110 + 1024);
@@ -120,6 +123,7 @@ public static class Output
                 w.WriteEndArray();
                 w.WriteNumber("time_ns", f.TimeNs);
                 w.WriteString("time", TraceEvent.FormatTimestamp(f.TimeNs));
+                if (f.EventIndex >= 0) w.WriteNumber("line", HeaderLines + f.EventIndex + 1);
                 w.WriteString("detail", f.Detail);
                 w.WriteEndObject();
             }
