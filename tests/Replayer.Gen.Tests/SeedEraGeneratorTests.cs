@@ -102,6 +102,7 @@ public class SeedEraGeneratorTests
             Assert.Equal(2, GenMain.Run(["anon-prefix", "--seed", "x", "-o", dir]));
             Assert.Equal(2, GenMain.Run(["anon-prefix"]));
             Assert.Equal(2, GenMain.Run(["anon-prefix", "--scale", "0", "-o", dir]));
+            Assert.Equal(2, GenMain.Run(["anon-prefix", "-o", Path.Combine(dir, Output.TraceFile, "sub")])); // a file where a folder must go
             Assert.Equal(0, GenMain.Run(["anon-prefix", "--seed", "7", "--scale", "3", "-o", dir]));
             Assert.Equal(Output.FtraceText(Scenarios.Generate("anon-prefix", 7, 3).Events), File.ReadAllText(Path.Combine(dir, Output.TraceFile)));
         }
