@@ -15,6 +15,8 @@ public sealed class TextTraceReader : ITraceReader
     /// <summary>Default system for a raw-ftrace event whose system nothing names.</summary>
     public const string UnknownSystem = "unknown";
     public const string PrintName = "ftrace:print";
+    /// <summary>Function tracer lines (<c>func &lt;-parent</c>).</summary>
+    public const string FunctionName = "ftrace:function";
 
     /// <summary>Prefix of the comment lines by which Replayer's own text writer describes its print formats.</summary>
     public const string SelfFormatPrefix = "# replayer:format ";
@@ -383,7 +385,29 @@ public sealed class TextTraceReader : ITraceReader
             if (ch == (byte)' ' || ch == (byte)'\t') break;
             if (ch == (byte)':' && (j + 1 == line.Length || line[j + 1] == (byte)' ' || line[j + 1] == (byte)'\t')) { ne = j; break; }
         }
-        if (ne <= ns) { _why = "'EVENT:' after the timestamp"; return null; }
+        if (ne <= ns)
+        {
+            // function tracer: "func <-parent" (ftrace:function, print fmt " %ps <-- %ps")
+            int fe = TokenEnd(line, ns);
+            int ps2 = SkipBlanks(line, fe);
+            if (fe > ns && line[ps2..].StartsWith("<-"u8))
+            {
+                var parent = line[(ps2 + 2)..].TrimStart((byte)'-').Trim((byte)' ');
+                return new TraceEvent
+                {
+                    Timestamp = ts,
+                    Cpu = cpu,
+                    Pid = pid,
+                    Comm = _interner.Get(comm),
+                    Name = FunctionName,
+                    Fields = [EventField.Str("ip", _interner.Get(line[ns..fe])), EventField.Str("parent_ip", _interner.Get(parent))],
+                    Source = _lines.LineNumber,
+                    Flags = flags.Length == 0 ? null : _interner.Get(flags),
+                };
+            }
+            _why = "'EVENT:' after the timestamp";
+            return null;
+        }
         var nameBytes = line[ns..ne];
         var payload = line[SkipBlanks(line, ne + 1)..];
         if (Format == TraceFormat.PerfScript) payload = StripPerfIpSym(payload);

@@ -116,6 +116,23 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Function_tracer_lines_are_ftrace_function_events()
+    {
+        var evs = ReadText("# tracer: function\n" +
+            "           migwl-401     [000] ...1.    25.000001: move_to_new_folio <-migrate_pages_batch\n" +
+            "           migwl-401     [000] ...1.    25.000002: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");
+        Assert.Equal(["ftrace:function", "kmem:mm_page_free"], evs.Select(e => e.Name));
+        Assert.Equal("move_to_new_folio", evs[0].Str("ip"));
+        Assert.Equal("migrate_pages_batch", evs[0].Str("parent_ip"));
+        // and through the text writer and back
+        var ms = new MemoryStream();
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true)) foreach (var e in evs) w.Write(e);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        Assert.Equal(evs, ReadAll(r));
+    }
+
+    [Fact]
     public void Counter_clock_integer_timestamps()
     {
         var evs = ReadText("# tracer: nop\n            bash-1977  [000] ....  123456789012: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");
