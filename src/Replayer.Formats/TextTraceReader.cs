@@ -57,8 +57,17 @@ public sealed class TextTraceReader : ITraceReader
         _options = options ?? TraceOpenOptions.Default;
     }
 
+    long _overwritten;      // entries-written minus entries-in-buffer, announced before the first event
+    TraceEvent? _stash;     // the event that follows that announcement
+
     public TraceEvent? Read()
     {
+        if (_stash != null)
+        {
+            var s = _stash;
+            _stash = null;
+            return s;
+        }
         if (_ended) return null;
         while (_lines.TryReadLine(out var line))
         {
@@ -75,6 +84,21 @@ public sealed class TextTraceReader : ITraceReader
             {
                 Stats.Events++;
                 _lastTs = ev.Timestamp;
+                if (_overwritten > 0)
+                {
+                    // the ring buffer overwrote the oldest events: data loss before the first event kept
+                    var loss = new TraceEvent
+                    {
+                        Timestamp = ev.Timestamp, Cpu = -1, Pid = 0, Comm = "", Name = SyntheticEvents.DataLoss,
+                        Fields = [EventField.U64("lost", (ulong)_overwritten)], Source = ev.Source,
+                    };
+                    Stats.LostEvents += _overwritten;
+                    Stats.DataLossMarkers++;
+                    Stats.Events++;
+                    _overwritten = 0;
+                    _stash = ev;
+                    return loss;
+                }
                 return ev;
             }
             if (skip) continue;
@@ -137,7 +161,15 @@ public sealed class TextTraceReader : ITraceReader
         {
             var rest = s["# entries-in-buffer/entries-written:".Length..].Trim();
             int sp = rest.IndexOf(' ');
-            Header.Properties["entries-in-buffer/entries-written"] = sp < 0 ? rest : rest[..sp];
+            var counts = sp < 0 ? rest : rest[..sp];
+            Header.Properties["entries-in-buffer/entries-written"] = counts;
+            int slash = counts.IndexOf('/');
+            if (slash > 0 && long.TryParse(counts[..slash], NumberStyles.None, CultureInfo.InvariantCulture, out long inBuf)
+                && long.TryParse(counts[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out long written) && written > inBuf)
+            {
+                _overwritten = written - inBuf;
+                Stats.Add("entries_overwritten", StatSeverity.DataLoss, written - inBuf);
+            }
             int p = rest.IndexOf("#P:", StringComparison.Ordinal);
             if (p >= 0 && int.TryParse(rest[(p + 3)..].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int n))
                 Header.CpuCount = n;
