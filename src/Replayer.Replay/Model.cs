@@ -27,6 +27,8 @@ public sealed class PageState(ulong pfn)
     public ulong? PcgFlags { get; set; }
     /// <summary>memcg that received this page's last FILE_MAPPED +1 (null: none seen / unknown).</summary>
     public ulong? CountedMemcg { get; set; }
+    /// <summary>Whether the implied FILE_MAPPED currently counts this page as mapped (null = unknown).</summary>
+    public bool? CountedMapped { get; set; }
     /// <summary>The migration attempt this page is the src or dst of, while it is open.</summary>
     public MigrationAttempt? Attempt { get; set; }
 
@@ -55,6 +57,8 @@ public sealed class MemcgState(ulong id)
     public long CounterDelta { get; set; }
     /// <summary>FILE_MAPPED change (pages) as the page states imply it.</summary>
     public long ImpliedDelta { get; set; }
+    /// <summary>FILE_MAPPED updates seen (counter events), whatever their net effect.</summary>
+    public long Updates { get; set; }
     public bool Tainted { get; set; }
 }
 
@@ -163,7 +167,7 @@ public sealed class ReplayState
     {
         foreach (var p in Pages.Values)
         {
-            p.Alloc = AllocState.Unknown; p.Mapcount = null; p.Memcg = null; p.PcgFlags = null; p.CountedMemcg = null;
+            p.Alloc = AllocState.Unknown; p.Mapcount = null; p.CountedMapped = null; p.Memcg = null; p.PcgFlags = null; p.CountedMemcg = null;
             if (p.Attempt != null) p.Attempt.Tainted = true;
         }
         foreach (var w in Windows.Values) w.Tainted = true;

@@ -62,8 +62,8 @@ public sealed class ReplayEngine
 
     bool Available(Requirement r)
     {
-        if (_seen.Contains((r.Kind, r.Function))) return true;
-        if (r.Function != null && _declaredFunctions.Contains(r.Function)) return true;
+        if (r.Function == null ? _seen.Contains((r.Kind, null)) : r.Function.Split('|').Any(f => _seen.Contains((r.Kind, f)) || _declaredFunctions.Contains(f)))
+            return true;
         if (r.Function == null && _declaredEvents.Contains(r.Label)) return true;
         if (r.Function == null && r.Label.IndexOf(':') is var c && c >= 0 && _declaredEvents.Contains(r.Label[(c + 1)..])) return true;
         return false;
@@ -99,7 +99,7 @@ public sealed class ReplayEngine
             Source = source, Era = Era, EraForced = eraForced, KernelRelease = release, Events = State.Events, DataLossEvents = State.DataLoss,
             Findings = findings.OrderBy(f => f.Timestamp).ThenBy(f => f.Evidence.Length > 0 ? f.Evidence[^1].Source : 0).ToArray(),
             Verdicts = verdicts.OrderBy(v => v.InvariantId, StringComparer.Ordinal).ToArray(),
-            Memcgs = State.Memcgs.Values.Where(m => m.CounterDelta != 0 || m.ImpliedDelta != 0)
+            Memcgs = State.Memcgs.Values.Where(m => m.Updates != 0 || m.CounterDelta != 0 || m.ImpliedDelta != 0)
                 .OrderBy(m => m.Id).Select(m => new MemcgSummary { Memcg = m.Id, CounterDelta = m.CounterDelta, ImpliedDelta = m.ImpliedDelta, Tainted = m.Tainted }).ToArray(),
         };
     }

@@ -35,7 +35,8 @@ public sealed class DomainDecoder
         "mod_memcg_state", "mod_memcg_lruvec_state", "count_memcg_events", "print", "tracing_mark_write", "data_loss",
     }.ToFrozenSet(StringComparer.Ordinal);
 
-    static bool IsKernelPointer(ulong v) => v >= 0xffff_0000_0000_0000UL;
+    /// <summary>Kernel addresses live in the upper half (0xff00… with 5-level paging, 0xffff8… with 4-level).</summary>
+    static bool IsKernelPointer(ulong v) => v >= 0x8000_0000_0000_0000UL;
 
     /// <summary>Maps a page argument to a pfn: kernel pointers via the vmemmap base; smaller values
     /// are pfns already (seed-era convention, perf's <c>page=</c>).</summary>
@@ -217,6 +218,8 @@ public sealed class DomainDecoder
 
     static (uint, uint) Dev(TraceEvent e)
     {
+        if (e.TryGet("dev_major", out var maj0) && maj0.IsInteger && e.TryGet("dev_minor", out var min0) && min0.IsInteger)
+            return ((uint)maj0.Bits, (uint)min0.Bits);
         if (!e.TryGet("dev", out var f) && !e.TryGet("s_dev", out f))
             throw new MissingFieldException($"{e.Name}: field 'dev' missing");
         if (f.IsInteger) return ((uint)(f.Bits >> 20), (uint)(f.Bits & 0xfffff));
@@ -324,6 +327,11 @@ public sealed class DomainDecoder
                 return Fill(new UpdateFileMappedEvent { Function = fn, Page = Page(Req(e, "page")), Val = (int)ReqS(e, "val"), PcFlags = Opt(e, "pcflags"), Memcg = Opt(e, "memcg") }, e);
             case "anon_vma_pin" or "anon_vma_unpin":
                 return Fill(new AnonVmaEvent { Function = fn, Op = fn == "anon_vma_pin" ? AnonVmaOp.Pin : AnonVmaOp.Unpin, Page = Page(Req(e, "page")), AnonVmaPtr = Req(e, "anon_vma") }, e);
+            case "__put_anon_vma" or "put_anon_vma":
+            {
+                ulong av = e.TryGet("anon_vma", out var avf) && avf.IsInteger ? avf.Bits : (ulong)(FirstInt(e) ?? throw new MissingFieldException($"{e.Name}: anon_vma missing"));
+                return Fill(new AnonVmaEvent { Function = fn, Op = AnonVmaOp.Unpin, AnonVmaPtr = av }, e);
+            }
             case "anon_vma_free":
                 return Fill(new AnonVmaEvent { Function = fn, Op = AnonVmaOp.Free, AnonVmaPtr = Req(e, "anon_vma") }, e);
             case "putback_lru_page":

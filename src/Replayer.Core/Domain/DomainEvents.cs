@@ -103,7 +103,7 @@ public sealed record GenericEvent : DomainEvent
     [Key(10)] public TraceEvent Raw { get; init; } = new();
     /// <summary>Why it is generic when it looked like vocabulary (missing field…); null otherwise.</summary>
     [Key(11)] public string? Note { get; init; }
-    public override DomainKind Kind => DomainKind.Generic;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.Generic;
 }
 
 [MessagePackObject]
@@ -111,7 +111,7 @@ public sealed record DataLossEvent : DomainEvent
 {
     /// <summary>Events lost (0 = unknown count).</summary>
     [Key(10)] public ulong Lost { get; init; }
-    public override DomainKind Kind => DomainKind.DataLoss;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.DataLoss;
 }
 
 /// <summary><c>ftrace:print</c> / <c>tracing_mark_write</c> text written by a user-space task.</summary>
@@ -119,7 +119,7 @@ public sealed record DataLossEvent : DomainEvent
 public sealed record MarkerEvent : DomainEvent
 {
     [Key(10)] public string Text { get; init; } = "";
-    public override DomainKind Kind => DomainKind.Marker;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.Marker;
 }
 
 [MessagePackObject]
@@ -129,7 +129,7 @@ public sealed record PageAllocEvent : DomainEvent
     [Key(11)] public int Order { get; init; }
     [Key(12)] public int Migratetype { get; init; }
     [Key(13)] public string? GfpFlags { get; init; }
-    public override DomainKind Kind => DomainKind.PageAlloc;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.PageAlloc;
 }
 
 public enum FreeKind : byte { Free = 0, FreeBatched = 1, FreeDirect = 2, PagevecFree = 3 }
@@ -144,7 +144,7 @@ public sealed record PageFreeEvent : DomainEvent
     [Key(12)] public FreeKind Free { get; init; }
     /// <summary>Whether this event is the page's actual free (false for 6.x <c>mm_page_free_batched</c>).</summary>
     [IgnoreMember] public bool IsActualFree => Free != FreeKind.FreeBatched;
-    public override DomainKind Kind => DomainKind.PageFree;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.PageFree;
 }
 
 /// <summary><c>filemap:mm_filemap_add_to_page_cache</c> / <c>mm_filemap_delete_from_page_cache</c>.</summary>
@@ -159,7 +159,7 @@ public sealed record PageCacheEvent : DomainEvent
     /// <summary>Page index in the file (<c>ofs &gt;&gt; 12</c>).</summary>
     [Key(15)] public ulong Index { get; init; }
     [Key(16)] public int Order { get; init; }
-    public override DomainKind Kind => Add ? DomainKind.PageCacheAdd : DomainKind.PageCacheDelete;
+    [IgnoreMember] public override DomainKind Kind => Add ? DomainKind.PageCacheAdd : DomainKind.PageCacheDelete;
 }
 
 [MessagePackObject]
@@ -167,7 +167,7 @@ public sealed record MigratePagesStartEvent : DomainEvent
 {
     [Key(10)] public string Mode { get; init; } = "";
     [Key(11)] public string Reason { get; init; } = "";
-    public override DomainKind Kind => DomainKind.MigratePagesStart;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MigratePagesStart;
 }
 
 [MessagePackObject]
@@ -182,7 +182,7 @@ public sealed record MigratePagesEndEvent : DomainEvent
     [Key(15)] public ulong? Split { get; init; }
     [Key(16)] public string Mode { get; init; } = "";
     [Key(17)] public string Reason { get; init; } = "";
-    public override DomainKind Kind => DomainKind.MigratePagesEnd;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MigratePagesEnd;
 }
 
 /// <summary><c>migrate:set_migration_pte</c> (pte is an x86_64 swap entry) or
@@ -197,10 +197,14 @@ public sealed record MigrationPteEvent : DomainEvent
     /// <summary>The decoded pfn (spec §3).</summary>
     [Key(14)] public ulong Pfn { get; init; }
     [Key(15)] public bool Pmd { get; init; }
-    public override DomainKind Kind => Set ? DomainKind.SetMigrationPte : DomainKind.RemoveMigrationPte;
+    [IgnoreMember] public override DomainKind Kind => Set ? DomainKind.SetMigrationPte : DomainKind.RemoveMigrationPte;
 
-    /// <summary>x86_64: pfn of a migration swap entry (<c>offset = (~pte &lt;&lt; 5) &gt;&gt; 14</c>).</summary>
-    public static ulong SwapPtePfn(ulong pte) => ((~pte) << 5) >> 14 & ((1UL << 50) - 1);
+    /// <summary>Bits of a migration entry's swap offset that hold the pfn (<c>SWP_PFN_BITS</c> =
+    /// MAX_PHYSMEM_BITS − PAGE_SHIFT = 52 − 12 on x86_64 kernels built with 5-level paging, as Debian's);
+    /// the bits above are the SWP_MIG young/dirty flags.</summary>
+    public const int SwpPfnBits = 40;
+    /// <summary>x86_64: pfn of a migration swap entry (<c>offset = (~pte &lt;&lt; 5) &gt;&gt; 14</c>, masked to <see cref="SwpPfnBits"/>).</summary>
+    public static ulong SwapPtePfn(ulong pte) => (((~pte) << 5) >> 14) & ((1UL << SwpPfnBits) - 1);
     /// <summary>x86_64 swap type (<c>pte &gt;&gt; 59</c>).</summary>
     public static int SwapPteType(ulong pte) => (int)(pte >> 59);
     /// <summary>x86_64: pfn of a present pte.</summary>
@@ -217,7 +221,7 @@ public sealed record MemcgStatEvent : DomainEvent
     [Key(11)] public ulong MemcgId { get; init; }
     [Key(12)] public int Item { get; init; }
     [Key(13)] public long Val { get; init; }
-    public override DomainKind Kind => DomainKind.MemcgStat;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MemcgStat;
 }
 
 /// <summary>A kprobe/kretprobe event, identified by the probed function.</summary>
@@ -233,7 +237,7 @@ public sealed record MemcgMigrateEvent : ProbeEvent
 {
     [Key(10)] public PageRef Old { get; init; }
     [Key(11)] public PageRef New { get; init; }
-    public override DomainKind Kind => DomainKind.MemcgMigrate;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MemcgMigrate;
 }
 
 /// <summary>rmap add: <c>page_add_file_rmap</c>, <c>folio_add_file_rmap_ptes/_pmd</c>, <c>page_add_anon_rmap</c>.
@@ -250,7 +254,7 @@ public sealed record RmapAddEvent : ProbeEvent
     [Key(13)] public bool Compound { get; init; }
     [Key(14)] public bool AnonFunction { get; init; }
     [Key(15)] public ulong? AnonVma { get; init; }
-    public override DomainKind Kind => DomainKind.RmapAdd;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.RmapAdd;
 }
 
 /// <summary>rmap remove: <c>page_remove_rmap</c>, <c>folio_remove_rmap_ptes/_pmd</c>.</summary>
@@ -263,7 +267,7 @@ public sealed record RmapRemoveEvent : ProbeEvent
     [Key(13)] public bool Compound { get; init; }
     /// <summary>Seed era: the <c>anon</c> field.</summary>
     [Key(14)] public bool? Anon { get; init; }
-    public override DomainKind Kind => DomainKind.RmapRemove;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.RmapRemove;
 }
 
 /// <summary><c>__mod_lruvec_page_state</c> / <c>__lruvec_stat_mod_folio</c> (item, value).</summary>
@@ -273,7 +277,7 @@ public sealed record LruvecStatEvent : ProbeEvent
     [Key(10)] public PageRef Page { get; init; }
     [Key(11)] public int Item { get; init; }
     [Key(12)] public long Val { get; init; }
-    public override DomainKind Kind => DomainKind.LruvecStat;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.LruvecStat;
 }
 
 /// <summary><c>try_to_migrate</c> / <c>try_to_unmap</c> (6.x folio; seed-era page).</summary>
@@ -283,7 +287,7 @@ public sealed record UnmapEvent : ProbeEvent
     [Key(10)] public PageRef Page { get; init; }
     [Key(11)] public ulong TtuFlags { get; init; }
     [IgnoreMember] public bool ForMigration => Function == "try_to_migrate";
-    public override DomainKind Kind => DomainKind.Unmap;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.Unmap;
 }
 
 [MessagePackObject]
@@ -292,7 +296,7 @@ public sealed record MoveToNewFolioEvent : ProbeEvent
     [Key(10)] public PageRef Dst { get; init; }
     [Key(11)] public PageRef Src { get; init; }
     [Key(12)] public uint Mode { get; init; }
-    public override DomainKind Kind => DomainKind.MoveToNewFolio;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MoveToNewFolio;
 }
 
 /// <summary><c>folio_migrate_mapping</c> / <c>__folio_migrate_mapping</c> entry.</summary>
@@ -303,7 +307,7 @@ public sealed record MigrateMappingEvent : ProbeEvent
     [Key(11)] public PageRef New { get; init; }
     [Key(12)] public PageRef Old { get; init; }
     [Key(13)] public int Extra { get; init; }
-    public override DomainKind Kind => DomainKind.MigrateMapping;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MigrateMapping;
 }
 
 [MessagePackObject]
@@ -313,7 +317,7 @@ public sealed record MigrateFolioMoveEvent : ProbeEvent
     [Key(11)] public PageRef Dst { get; init; }
     [Key(12)] public uint Mode { get; init; }
     [Key(13)] public uint Reason { get; init; }
-    public override DomainKind Kind => DomainKind.MigrateFolioMove;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MigrateFolioMove;
 }
 
 [MessagePackObject]
@@ -321,7 +325,7 @@ public sealed record MigrateFolioUndoSrcEvent : ProbeEvent
 {
     [Key(10)] public PageRef Src { get; init; }
     [Key(11)] public int PageWasMapped { get; init; }
-    public override DomainKind Kind => DomainKind.MigrateFolioUndoSrc;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MigrateFolioUndoSrc;
 }
 
 /// <summary><c>remove_migration_ptes(src, dst)</c> (inlined on the Debian 6.x kernels: never fires there).</summary>
@@ -330,7 +334,7 @@ public sealed record RemoveMigrationPtesEvent : ProbeEvent
 {
     [Key(10)] public PageRef Src { get; init; }
     [Key(11)] public PageRef Dst { get; init; }
-    public override DomainKind Kind => DomainKind.RemoveMigrationPtes;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.RemoveMigrationPtes;
 }
 
 /// <summary><c>__mem_cgroup_uncharge(folio)</c>.</summary>
@@ -338,7 +342,7 @@ public sealed record RemoveMigrationPtesEvent : ProbeEvent
 public sealed record MemcgUnchargeEvent : ProbeEvent
 {
     [Key(10)] public PageRef Folio { get; init; }
-    public override DomainKind Kind => DomainKind.MemcgUncharge;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MemcgUncharge;
 }
 
 /// <summary><c>__mem_cgroup_uncharge_list</c> / <c>_folios</c>: the list pointer only.</summary>
@@ -346,7 +350,7 @@ public sealed record MemcgUnchargeEvent : ProbeEvent
 public sealed record MemcgUnchargeBatchEvent : ProbeEvent
 {
     [Key(10)] public ulong Arg { get; init; }
-    public override DomainKind Kind => DomainKind.MemcgUnchargeBatch;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MemcgUnchargeBatch;
 }
 
 /// <summary>A kretprobe: the function returned <see cref="Ret"/> to <see cref="Caller"/>.</summary>
@@ -355,7 +359,7 @@ public sealed record FunctionReturnEvent : ProbeEvent
 {
     [Key(10)] public long Ret { get; init; }
     [Key(11)] public string? Caller { get; init; }
-    public override DomainKind Kind => DomainKind.FunctionReturn;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.FunctionReturn;
 }
 
 // ---- seed era (2.6.34 / 2.6.35), capture-vocabulary.md "2.6.35-era vocabulary" ----
@@ -370,7 +374,7 @@ public sealed record PrepareMigrationEvent : ProbeEvent
     [Key(12)] public bool Anon { get; init; }
     [Key(13)] public ulong PcFlags { get; init; }
     [Key(14)] public ulong Memcg { get; init; }
-    public override DomainKind Kind => DomainKind.PrepareMigration;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.PrepareMigration;
 }
 
 [MessagePackObject]
@@ -380,7 +384,7 @@ public sealed record CommitChargeEvent : ProbeEvent
     [Key(11)] public ulong Memcg { get; init; }
     [Key(12)] public int Ctype { get; init; }
     [Key(13)] public ulong PcFlags { get; init; }
-    public override DomainKind Kind => DomainKind.CommitCharge;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.CommitCharge;
 }
 
 [MessagePackObject]
@@ -390,7 +394,7 @@ public sealed record EndMigrationEvent : ProbeEvent
     [Key(11)] public PageRef OldPage { get; init; }
     [Key(12)] public PageRef NewPage { get; init; }
     [Key(13)] public ulong OldMapping { get; init; }
-    public override DomainKind Kind => DomainKind.EndMigration;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.EndMigration;
 }
 
 [MessagePackObject]
@@ -401,7 +405,7 @@ public sealed record UnchargeCommonEvent : ProbeEvent
     [Key(12)] public ulong PcFlags { get; init; }
     [Key(13)] public ulong Memcg { get; init; }
     [Key(14)] public int Mapcount { get; init; }
-    public override DomainKind Kind => DomainKind.UnchargeCommon;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.UnchargeCommon;
 }
 
 [MessagePackObject]
@@ -410,7 +414,7 @@ public sealed record UnchargePageEvent : ProbeEvent
     [Key(10)] public PageRef Page { get; init; }
     [Key(11)] public ulong PcFlags { get; init; }
     [Key(12)] public int Mapcount { get; init; }
-    public override DomainKind Kind => DomainKind.UnchargePage;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.UnchargePage;
 }
 
 /// <summary><c>mem_cgroup_update_file_mapped(page, val)</c>: applied only if pcflags has USED.</summary>
@@ -421,7 +425,7 @@ public sealed record UpdateFileMappedEvent : ProbeEvent
     [Key(11)] public int Val { get; init; }
     [Key(12)] public ulong PcFlags { get; init; }
     [Key(13)] public ulong Memcg { get; init; }
-    public override DomainKind Kind => DomainKind.UpdateFileMapped;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.UpdateFileMapped;
 }
 
 public enum AnonVmaOp : byte { Pin = 0, Unpin = 1, Free = 2 }
@@ -433,14 +437,14 @@ public sealed record AnonVmaEvent : ProbeEvent
     /// <summary>Null for <c>anon_vma_free</c>.</summary>
     [Key(11)] public PageRef? Page { get; init; }
     [Key(12)] public ulong AnonVmaPtr { get; init; }
-    public override DomainKind Kind => DomainKind.AnonVma;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.AnonVma;
 }
 
 [MessagePackObject]
 public sealed record PutbackLruPageEvent : ProbeEvent
 {
     [Key(10)] public PageRef Page { get; init; }
-    public override DomainKind Kind => DomainKind.PutbackLruPage;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.PutbackLruPage;
 }
 
 /// <summary>2.6.35 <c>move_to_new_page(newpage, page)</c> entry (return: <see cref="FunctionReturnEvent"/>).</summary>
@@ -449,7 +453,7 @@ public sealed record MoveToNewPageEvent : ProbeEvent
 {
     [Key(10)] public PageRef NewPage { get; init; }
     [Key(11)] public PageRef Page { get; init; }
-    public override DomainKind Kind => DomainKind.MoveToNewPage;
+    [IgnoreMember] public override DomainKind Kind => DomainKind.MoveToNewPage;
 }
 
 /// <summary>page_cgroup flag bits (2.6.35).</summary>

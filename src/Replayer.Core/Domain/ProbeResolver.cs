@@ -27,7 +27,7 @@ public sealed class ProbeResolver
         "__mem_cgroup_uncharge_folios", "mem_cgroup_prepare_migration", "__mem_cgroup_commit_charge",
         "mem_cgroup_end_migration", "__mem_cgroup_uncharge_common", "mem_cgroup_uncharge_page",
         "mem_cgroup_update_file_mapped", "page_add_anon_rmap", "move_to_new_page", "anon_vma_pin",
-        "anon_vma_unpin", "anon_vma_free", "putback_lru_page",
+        "anon_vma_unpin", "anon_vma_free", "putback_lru_page", "folio_get_anon_vma", "__put_anon_vma", "put_anon_vma",
     }.ToFrozenSet(StringComparer.Ordinal);
 
     readonly Dictionary<string, ProbeTarget> _byEvent = new(StringComparer.Ordinal);
@@ -85,19 +85,26 @@ public sealed class ProbeResolver
     /// <summary>The probed function of <paramref name="e"/>, or null when it is not a (known) probe.</summary>
     public ProbeTarget? Resolve(TraceEvent e)
     {
+        _byEvent.TryGetValue(e.Name, out var defined);
         if (e.Probe is { } probe)
         {
             if (!_probeCache.TryGetValue(probe, out var fromProbe))
                 _probeCache[probe] = fromProbe = ParseProbe(probe);
             if (fromProbe is { } p)
             {
-                // A kprobe printed "func+0x0/…" is an entry probe unless its definition says otherwise.
-                if (!p.IsReturn && _byEvent.TryGetValue(e.Name, out var d) && d.IsReturn && d.Function == p.Function)
-                    return d;
+                if (defined.Function != null && defined.IsReturn)
+                {
+                    // Some printers write "func+0x0/… <- caller" instead of ftrace's "caller+off/… <- func":
+                    // the definition says which side is the probed function.
+                    if (p.IsReturn && p.Function != defined.Function && p.Caller == defined.Function)
+                        return new ProbeTarget(defined.Function, true, p.Function);
+                    return p.IsReturn ? p : defined;
+                }
                 return p;
             }
         }
-        if (_byEvent.TryGetValue(e.Name, out var def)) return def;
+        if (defined.Function != null) return defined;
+        ProbeTarget def;
         var shortName = e.ShortName;
         var alt = _byEvent.GetAlternateLookup<ReadOnlySpan<char>>();
         if (e.Name.IndexOf(':') < 0 && alt.TryGetValue(shortName, out def)) return def;
@@ -115,8 +122,13 @@ public sealed class ProbeResolver
         int arrow = s.IndexOf("<-");
         if (arrow >= 0)
         {
-            var caller = Symbol(s[..arrow].Trim());
-            var fn = Symbol(s[(arrow + 2)..].Trim());
+            var left = s[..arrow].Trim();
+            var right = s[(arrow + 2)..].Trim();
+            // ftrace prints "caller+0x24/0x70 <- func"; the probed function is the side printed without
+            // an offset, or failing that the side at offset 0.
+            bool leftIsFunc = right.Contains('+') && (!left.Contains('+') || left.Contains("+0x0/", StringComparison.Ordinal) && !right.Contains("+0x0/", StringComparison.Ordinal));
+            var fn = Symbol(leftIsFunc ? left : right);
+            var caller = Symbol(leftIsFunc ? right : left);
             if (fn == null) return null;
             return new ProbeTarget(fn, true, caller);
         }

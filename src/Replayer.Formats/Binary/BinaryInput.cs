@@ -262,3 +262,51 @@ public static class Decompress
     /// <summary>A read-only stream over a span copy (zlib needs a stream).</summary>
     sealed class UnmanagedSpanStream(ReadOnlySpan<byte> data) : MemoryStream(data.ToArray(), writable: false);
 }
+
+/// <summary>A zstd stream decoded piecewise: state (window, partial blocks) carries over between
+/// calls, as perf's COMPRESSED records need.</summary>
+public sealed unsafe class ZstdStreamDecoder : IDisposable
+{
+    ZstdSharp.Unsafe.ZSTD_DCtx_s* _ctx = ZstdSharp.Unsafe.Methods.ZSTD_createDCtx();
+
+    /// <summary>Decodes all of <paramref name="src"/>, appending to <paramref name="dst"/> from
+    /// <paramref name="start"/>; grows it up to <paramref name="limit"/> bytes. Returns the new end.</summary>
+    public int Decode(ReadOnlySpan<byte> src, ref byte[] dst, int start, long limit, string source, long offset)
+    {
+        if (_ctx == null) throw new ObjectDisposedException(nameof(ZstdStreamDecoder));
+        nuint srcPos = 0;
+        nuint dstPos = (nuint)start;
+        if (dst.Length < start + 65536) Array.Resize(ref dst, (int)Math.Min(Math.Max(start + 65536, dst.Length * 2L), Array.MaxLength));
+        while (true)
+        {
+            nuint ret;
+            fixed (byte* s = src)
+            fixed (byte* d = dst)
+            {
+                nuint before = dstPos;
+                ret = ZstdSharp.Unsafe.Methods.ZSTD_decompressStream_simpleArgs(_ctx, d, (nuint)dst.Length, &dstPos, s, (nuint)src.Length, &srcPos);
+                if (ZstdSharp.Unsafe.Methods.ZSTD_isError(ret))
+                    throw new TraceInputException(source, 0, offset, "zstd-compressed data",
+                        "corrupt data (" + new string(ZstdSharp.Unsafe.Methods.ZSTD_getErrorName(ret)) + ")");
+                bool outputFull = dstPos == (nuint)dst.Length;
+                if (srcPos == (nuint)src.Length && !outputFull) return (int)dstPos;
+                if (!outputFull && dstPos == before && srcPos == (nuint)src.Length) return (int)dstPos;
+            }
+            if (dstPos == (nuint)dst.Length)
+            {
+                if (dst.Length >= limit)
+                    TraceInputException.ThrowAtOffset(source, offset, $"zstd data expanding to at most {limit} bytes", "more");
+                Array.Resize(ref dst, (int)Math.Min(Math.Min(dst.Length * 2L, limit), Array.MaxLength));
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_ctx != null)
+        {
+            ZstdSharp.Unsafe.Methods.ZSTD_freeDCtx(_ctx);
+            _ctx = null;
+        }
+    }
+}

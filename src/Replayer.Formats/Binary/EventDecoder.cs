@@ -82,6 +82,8 @@ public sealed class EventDecoder
     public string Name { get; }
     readonly RecordField? _pid, _flags, _preempt;
     readonly Printed[] _printed;
+    readonly PrintFormatParts _parts;
+    readonly PrintExpr[] _args;
     readonly PrintExpr? _probeIp, _probeFunc, _probeRet;
     /// <summary>Printed fields that could not be evaluated (unknown helper or kernel variable): name → count.</summary>
     public bool Generic { get; }
@@ -92,6 +94,9 @@ public sealed class EventDecoder
         public required Conversion[] Convs;
         public required PrintExpr[] Args;
         public required string[] Between; // literal text between consecutive conversions of a joined field
+        public string? StatName;
+        /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
+        public RecordField? Direct;
         public FieldType Type;
         public FieldStyle Style;
     }
@@ -105,6 +110,8 @@ public sealed class EventDecoder
         _preempt = format.Field("common_preempt_count");
         var parts = PrintFormatParts.Parse(format.PrintFormat);
         var args = format.PrintArgs.Select(a => PrintExpr.Parse(a, format)).ToArray();
+        _parts = parts;
+        _args = args;
         int ci = 0;
         // kprobe / kretprobe location columns: "(%lx)" or "(%lx <- %lx)" at the start.
         if (parts.Conversions.Length >= 1 && parts.Literals[0] == "(" && args.Length >= 1
@@ -122,42 +129,47 @@ public sealed class EventDecoder
                 ci = 2;
             }
         }
+        // Names, types, styles and grouping of the printed fields come from the shared schema's
+        // print template, so binary and text readers agree on them.
+        var template = format.Schema?.Template ?? global::Replayer.Formats.Schema.PrintTemplate.Parse(format.PrintFormat, format.PrintArgs);
         var printed = new List<Printed>();
-        var used = new HashSet<string>(StringComparer.Ordinal);
-        while (ci < parts.Conversions.Length)
+        if (template.Probe == global::Replayer.Formats.Schema.ProbeKind.Kprobe && _probeIp == null && args.Length > 0) { _probeIp = args[0]; ci = 1; }
+        if (template.Probe == global::Replayer.Formats.Schema.ProbeKind.Kretprobe && _probeFunc == null && args.Length > 1) { _probeFunc = args[0]; _probeRet = args[1]; ci = 2; }
+        foreach (var tf in template.Fields)
         {
-            string before = parts.Literals[ci];
-            string name = NameBefore(before) ?? NameFromArg(ci < args.Length ? args[ci] : null) ?? "arg" + ci;
-            int start = ci;
-            var between = new List<string>();
-            ci++;
-            // Conversions glued together (%s%s%s) print one value.
-            while (ci < parts.Conversions.Length && parts.Literals[ci].Length == 0)
+            int n = CountConversions(tf.Spec);
+            if (n == 0 || ci + n > parts.Conversions.Length) { Mismatch = true; break; }
+            var convs = parts.Conversions[ci..(ci + n)];
+            var a = new PrintExpr[n];
+            var between = new string[n - 1];
+            for (int k = 0; k < n; k++)
             {
-                between.Add("");
-                ci++;
+                a[k] = ci + k < args.Length ? args[ci + k] : new PrintExpr.UnknownExpr("missing argument");
+                if (k > 0) between[k - 1] = parts.Literals[ci + k];
             }
-            var convs = parts.Conversions[start..ci];
-            var a = new PrintExpr[convs.Length];
-            for (int k = 0; k < a.Length; k++)
-                a[k] = start + k < args.Length ? args[start + k] : new PrintExpr.UnknownExpr("missing argument");
-            string unique = name;
-            for (int n = 2; !used.Add(unique); n++) unique = name + n;
-            var p = new Printed { Name = string.Intern(unique), Convs = convs, Args = a, Between = between.ToArray() };
-            if (convs.Length == 1)
-            {
-                p.Type = convs[0].Type;
-                p.Style = convs[0].Conv switch
-                {
-                    'x' or 'X' => before.EndsWith("0x", StringComparison.Ordinal) ? FieldStyle.Hex : FieldStyle.BareHex,
-                    'p' => FieldStyle.Pointer,
-                    _ => FieldStyle.Decimal,
-                };
-            }
-            else p.Type = FieldType.Str;
-            printed.Add(p);
+            var pr = new Printed { Name = tf.Name, Convs = convs, Args = a, Between = between, Type = n == 1 ? tf.Type : FieldType.Str, Style = tf.Style };
+            if (n == 1 && a[0] is PrintExpr.FieldRef { Field.IsScalar: true } fr && pr.Type is FieldType.U64 or FieldType.S64 && convs[0].Conv is 'd' or 'i' or 'u' or 'x' or 'X' or 'p' && convs[0].Ext.Length == 0)
+                pr.Direct = fr.Field;
+            printed.Add(pr);
+            ci += n;
         }
         _printed = printed.ToArray();
+    }
+
+    /// <summary>True when the schema's template and this decoder's reading of the print format disagree
+    /// (then fewer fields are produced; counted by the readers).</summary>
+    public bool Mismatch { get; private set; }
+
+    static int CountConversions(string spec)
+    {
+        int n = 0;
+        for (int i = 0; i < spec.Length; i++)
+        {
+            if (spec[i] != '%') continue;
+            if (i + 1 < spec.Length && spec[i + 1] == '%') { i++; continue; }
+            n++;
+        }
+        return n;
     }
 
     static string? NameBefore(string lit)
@@ -210,11 +222,24 @@ public sealed class EventDecoder
         int n = 0;
         foreach (var p in printed)
         {
+            if (p.Direct is { } df)
+            {
+                // REC->field printed as an integer: read it straight from the record.
+                var rec = ctx.Record;
+                if (df.Offset + df.Size <= rec.Length)
+                {
+                    ulong raw = Endian.Read(rec.Slice(df.Offset, df.Size), df.Size, ctx.BigEndian);
+                    if (df.Signed) raw = unchecked((ulong)Endian.SignExtend(raw, df.Size));
+                    var c0 = p.Convs[0];
+                    result[n++] = p.Type == FieldType.S64 ? EventField.S64(p.Name, ToSigned(raw, c0)) : EventField.U64(p.Name, ToUnsigned(raw, c0), p.Style);
+                    continue;
+                }
+            }
             if (p.Convs.Length == 1)
             {
                 var v = p.Args[0].Eval(ctx);
                 var c = p.Convs[0];
-                if (v.Kind == ValueKind.Unknown) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                if (v.Kind == ValueKind.Unknown) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
                 switch (p.Type)
                 {
                     case FieldType.S64 when v.IsInt:
@@ -237,7 +262,7 @@ public sealed class EventDecoder
                     if (v.Kind == ValueKind.Unknown) { ok = false; break; }
                     sb.Append(FormatOne(v, p.Convs[k], syms));
                 }
-                if (!ok) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                if (!ok) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
                 result[n++] = EventField.Str(p.Name, string.Intern(sb.ToString()));
             }
         }
@@ -258,7 +283,11 @@ public sealed class EventDecoder
             var f = _probeFunc.Eval(ctx);
             var r = _probeRet.Eval(ctx);
             if (!f.IsInt || !r.IsInt) return null;
-            return ProbeText(f.Bits, syms, true) + " <- " + ProbeText(r.Bits, syms, false);
+            // The kernel prints a kretprobe as "(return site+off/size <- probed function)";
+            // without symbols we keep the print format's own order (function, return address).
+            if (syms != null && syms.Describe(r.Bits, true) is { } ret && syms.Describe(f.Bits, false) is { } fn)
+                return string.Intern(ret + " <- " + fn);
+            return string.Intern(ProbeText(f.Bits, null, true) + " <- " + ProbeText(r.Bits, null, false));
         }
         return null;
     }
@@ -273,6 +302,29 @@ public sealed class EventDecoder
         return StringCache.Hex(addr)[2..];
     }
 
+    /// <summary>The whole print format rendered the way libtraceevent (<c>trace-cmd report</c>) prints it,
+    /// with kprobe addresses in hex; an argument that cannot be evaluated prints as <see cref="UnknownMark"/>.</summary>
+    public string? Render(RecordContext ctx, Kallsyms? syms)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < _parts.Conversions.Length; i++)
+        {
+            sb.Append(_parts.Literals[i]);
+            if (i >= _args.Length) return null;
+            var v = _args[i].Eval(ctx);
+            if (v.Kind == ValueKind.Unknown) { sb.Append(UnknownMark); continue; }
+            sb.Append(FormatOne(v, _parts.Conversions[i], syms, libtraceevent: true));
+        }
+        sb.Append(_parts.Literals[^1]);
+        return sb.ToString();
+    }
+
+    public const string UnknownMark = "<?>";
+
+    /// <summary>True when a conversion prints a symbol (<c>%ps</c>, <c>%pS</c>): kallsyms is needed.</summary>
+    public bool UsesSymbols => _usesSymbols ??= _parts.Conversions.Any(c => c.Conv == 'p' && c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F');
+    bool? _usesSymbols;
+
     public bool IsProbe => _probeIp != null || _probeFunc != null;
 
     static long ToSigned(ulong v, Conversion c) => c.LongCount > 0 ? (long)v
@@ -282,7 +334,7 @@ public sealed class EventDecoder
         : c.Half == 'h' ? (ushort)v : c.Half == 'H' ? (byte)v : (uint)v;
 
     /// <summary>Formats one value with its conversion, as printf would (for joined fields and %s).</summary>
-    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms)
+    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms, bool libtraceevent = false)
     {
         string body;
         if (v.Kind == ValueKind.Str)
@@ -303,7 +355,7 @@ public sealed class EventDecoder
                 case 'p':
                     if (c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F' && syms != null)
                         body = syms.Describe(v.Bits, c.Ext[0] is 'S' or 'F') ?? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture);
-                    else body = c.Ext.Length > 0 ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
+                    else body = c.Ext.Length > 0 || libtraceevent ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
                     break;
                 default: body = v.Bits.ToString(CultureInfo.InvariantCulture); break;
             }

@@ -20,6 +20,11 @@ public sealed class RecordField
     public int ArrayLength { get; init; }
     public bool IsString => Type.StartsWith("char", StringComparison.Ordinal) && (IsArray || DataLoc || RelLoc)
         || (DataLoc || RelLoc) && Type.Contains("char", StringComparison.Ordinal);
+    /// <summary>A plain integer field read directly (not an array, string or dynamic location).</summary>
+    public bool IsScalar => _scalar ??= !DataLoc && !RelLoc && !IsArray && Size is > 0 and <= 8;
+    bool? _scalar;
+    public bool IsPointer => _pointer ??= Type.Contains('*');
+    bool? _pointer;
     public int ElementSize => IsArray && ArrayLength > 0 ? Math.Max(1, Size / ArrayLength) : Size;
 }
 
@@ -46,33 +51,74 @@ public sealed class EventFormat
         return _byName.GetValueOrDefault(name);
     }
 
-    /// <summary>Parses a format file. <paramref name="system"/> is used when the text has none.
-    /// Errors are reported at <paramref name="offset"/> of <paramref name="source"/>.</summary>
+    /// <summary>The shared schema's view of this format (print template: field names, types, styles).</summary>
+    public Schema.EventFormat? Schema { get; init; }
+
+    /// <summary>Parses a format file with the shared schema layer (<see cref="Schema.EventFormat"/>).
+    /// <paramref name="system"/> names the event's system. Errors are reported at byte
+    /// <paramref name="offset"/> of <paramref name="source"/>.</summary>
     public static EventFormat Parse(string text, string system, string source, long offset)
     {
-        string? name = null;
-        int id = -1;
-        var fields = new List<RecordField>();
-        string printFmt = "";
-        string[] printArgs = [];
-        foreach (var rawLine in text.Split('\n'))
+        global::Replayer.Formats.Schema.EventFormat sf;
+        try
         {
-            var line = rawLine.Trim();
-            if (line.StartsWith("name:", StringComparison.Ordinal)) name = line[5..].Trim();
-            else if (line.StartsWith("ID:", StringComparison.Ordinal))
-            {
-                if (!int.TryParse(line[3..].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out id))
-                    TraceInputException.ThrowAtOffset(source, offset, "numeric event ID in format of " + name, line);
-            }
-            else if (line.StartsWith("field:", StringComparison.Ordinal))
-                fields.Add(ParseField(line, source, offset));
-            else if (line.StartsWith("print fmt:", StringComparison.Ordinal))
-                (printFmt, printArgs) = SplitPrint(line[10..].Trim(), source, offset);
+            sf = global::Replayer.Formats.Schema.EventFormat.Parse(JoinAdjacentLiterals(text), source, system);
         }
-        if (name == null || id < 0)
-            TraceInputException.ThrowAtOffset(source, offset, "event format with name: and ID:", TraceInputException.Excerpt(text));
-        return new EventFormat { System = system, Name = name, Id = id, Fields = fields.ToArray(), PrintFormat = printFmt, PrintArgs = printArgs };
+        catch (TraceInputException e)
+        {
+            throw new TraceInputException(source, 0, offset, e.Expected + $" (format file line {e.Line})", e.Found);
+        }
+        if (sf.Id < 0) TraceInputException.ThrowAtOffset(source, offset, "event format with an ID: line", "none for " + TraceInputException.Excerpt(sf.Name, 40));
+        // __rel_loc offsets are relative to the end of the field; the schema folds them into data_loc.
+        var relLoc = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            var t = line.Trim();
+            if (t.StartsWith("field:__rel_loc ", StringComparison.Ordinal)) relLoc.Add(ParseField(t, source, offset).Name);
+        }
+        var fields = sf.CommonFields.Concat(sf.Fields).Select(f => new RecordField
+        {
+            Name = string.Intern(f.Name), Type = f.TypeName, Offset = f.Offset, Size = f.Size, Signed = f.IsSigned,
+            DataLoc = f.IsDataLoc && !relLoc.Contains(f.Name), RelLoc = f.IsDataLoc && relLoc.Contains(f.Name),
+            IsArray = f.ArrayLength >= 0 && !f.IsDataLoc, ArrayLength = Math.Max(0, f.ArrayLength),
+        }).ToArray();
+        return new EventFormat
+        {
+            System = string.Intern(system), Name = string.Intern(sf.Name), Id = sf.Id, Fields = fields,
+            PrintFormat = sf.PrintFmt, PrintArgs = sf.PrintArgs.ToArray(), Schema = sf,
+        };
     }
+
+    /// <summary>C concatenates adjacent string literals (<c>"a" "b"</c>); some ftrace formats
+    /// (kernel_stack) print that way. Joins them in the <c>print fmt:</c> line.</summary>
+    static string JoinAdjacentLiterals(string text)
+    {
+        int p = text.IndexOf("print fmt: \"", StringComparison.Ordinal);
+        if (p < 0) return text;
+        var sb = new System.Text.StringBuilder(text.Length);
+        int i = p + 11;
+        sb.Append(text, 0, i + 1);
+        i++;
+        while (i < text.Length)
+        {
+            char c = text[i];
+            if (c == '\\' && i + 1 < text.Length) { sb.Append(c).Append(text[i + 1]); i += 2; continue; }
+            if (c == '"')
+            {
+                int j = i + 1;
+                while (j < text.Length && text[j] is ' ' or '\t') j++;
+                if (j < text.Length && text[j] == '"') { i = j + 1; continue; } // "a" "b" -> "ab"
+                sb.Append(text, i, text.Length - i);
+                return sb.ToString();
+            }
+            sb.Append(c);
+            i++;
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>One <c>field:</c> line (also used for <c>header_page</c>, which is not a full format file).</summary>
+    internal static RecordField ParseFieldLine(string line, string source, long offset) => ParseField(line, source, offset);
 
     static RecordField ParseField(string line, string source, long offset)
     {
@@ -99,10 +145,12 @@ public sealed class EventFormat
         int br = decl.IndexOf('[');
         if (br >= 0)
         {
+            // "char comm[16]" or (data_loc) "char[] name": drop the brackets wherever they are.
             isArray = !dataLoc && !relLoc;
             int close = decl.IndexOf(']', br);
+            if (close < 0) close = decl.Length - 1;
             if (close > br + 1) int.TryParse(decl.AsSpan(br + 1, close - br - 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out arrLen);
-            decl = decl[..br].TrimEnd();
+            decl = (decl[..br] + " " + decl[(close + 1)..]).Trim();
         }
         int sp = decl.LastIndexOfAny([' ', '*']);
         string fname = sp < 0 ? decl : decl[(sp + 1)..];

@@ -86,6 +86,13 @@ public abstract class PrintExpr
 
         public static PrintValue Read(RecordField f, ReadOnlySpan<byte> rec, bool big)
         {
+            if (f.IsScalar)
+            {
+                if (f.Offset + f.Size > rec.Length) return PrintValue.Unknown;
+                ulong sv = Endian.Read(rec.Slice(f.Offset, f.Size), f.Size, big);
+                if (f.Signed) sv = unchecked((ulong)Endian.SignExtend(sv, f.Size));
+                return new PrintValue(sv, f.Signed, f.IsPointer ? 1 : 0);
+            }
             if (f.DataLoc || f.RelLoc || f.IsArray)
             {
                 if (f.IsString) return new PrintValue(ReadString(f, rec, big));
@@ -119,6 +126,8 @@ public abstract class PrintExpr
             }
             int z = s.IndexOf((byte)0);
             if (z >= 0) s = s[..z];
+            // A trailing newline (trace_marker text) is the line end in every text rendering.
+            if (s.Length > 0 && s[^1] == (byte)'\n') s = s[..^1];
             return StringCache.Get(s);
         }
     }
@@ -629,11 +638,12 @@ public abstract class PrintExpr
                 Expect("{");
                 var v = Expr().Eval(Null);
                 Expect(",");
-                if (_p >= _t.Count || _t[_p].Kind != 's') throw new FormatException("symbol name");
-                string name = string.Intern(_t[_p++].Text);
+                var nameExpr = Expr().Eval(Null);
                 Expect("}");
+                // A table may end with a { 0, NULL } sentinel: no name, not an entry.
+                if (nameExpr.Kind != ValueKind.Str) continue;
                 if (!v.IsInt) throw new FormatException("non-constant symbol value");
-                list.Add((v.Bits, name));
+                list.Add((v.Bits, string.Intern(nameExpr.Str!)));
             }
             return list.ToArray();
         }

@@ -30,8 +30,7 @@ public sealed class RingLayout
         {
             var line = raw.Trim();
             if (!line.StartsWith("field:", StringComparison.Ordinal)) continue;
-            var fmt = EventFormat.Parse("name: header_page\nID: 0\nformat:\n\t" + line + "\n", "header", source, offset);
-            var f = fmt.Fields[0];
+            var f = EventFormat.ParseFieldLine(line, source, offset);
             switch (f.Name)
             {
                 case "timestamp": tsOff = f.Offset; tsSize = f.Size; break;

@@ -13,6 +13,9 @@ public sealed class BinaryReaderOptions
     public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
     /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
     public bool SymbolicProbes { get; set; } = true;
+    /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
+    /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
+    public bool RenderText { get; set; }
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -52,7 +55,22 @@ public sealed class TraceDatReader : ITraceReader
     public string SourceName => _src.Name;
     public CaptureHeader Header { get; } = new();
     public ReadStats Stats { get; } = new();
-    public Kallsyms? Kallsyms => _kallsyms;
+    public Kallsyms? Kallsyms
+    {
+        get
+        {
+            if (_kallsymsData != null)
+            {
+                _kallsyms = Kallsyms.Parse(_kallsymsData, out int bad);
+                if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
+                _kallsymsData = null;
+            }
+            return _kallsyms;
+        }
+    }
+    byte[]? _kallsymsData;
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
+    public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
 
     public TraceDatReader(string path, BinaryReaderOptions? options = null) : this(BinarySource.Open(path), options) { }
@@ -226,11 +244,11 @@ public sealed class TraceDatReader : ITraceReader
         for (long s = 0; s < systems; s++)
         {
             string sys = CStringAt(ref pos, "event system name", 256);
-            long count = SizeAt(pos, 4, "event count of " + sys, 1 << 20); pos += 4;
+            long count = SizeAt(pos, 4, "event count of system " + TraceInputException.Excerpt(sys, 40), 1 << 20); pos += 4;
             for (long i = 0; i < count; i++)
             {
                 long n = SizeAt(pos, 8, "event format size", end - pos - 8); pos += 8;
-                AddFormat(_src.ReadBytes(pos, n, "event format of " + sys), sys, pos);
+                AddFormat(_src.ReadBytes(pos, n, "event format of system " + TraceInputException.Excerpt(sys, 40)), sys, pos);
                 pos += n;
             }
         }
@@ -257,19 +275,28 @@ public sealed class TraceDatReader : ITraceReader
         for (uint s = 0; s < systems; s++)
         {
             string sys = r.CString("event system name");
-            uint count = r.U32("event count of " + sys);
+            uint count = r.U32("event count of system " + TraceInputException.Excerpt(sys, 40));
             for (uint i = 0; i < count; i++)
             {
                 long n = r.Size64("event format size");
                 long fat = r.Offset;
-                AddFormat(r.Bytes(n, "event format of " + sys).ToArray(), sys, fat);
+                AddFormat(r.Bytes(n, "event format of system " + TraceInputException.Excerpt(sys, 40)).ToArray(), sys, fat);
             }
         }
     }
 
     void AddFormat(byte[] text, string system, long at)
     {
-        var fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at);
+        // A format the schema cannot read costs that event type only: its records are counted as
+        // undecodable, the rest of the capture still reads.
+        EventFormat fmt;
+        try { fmt = EventFormat.Parse(Encoding.UTF8.GetString(text), string.Intern(system), Name, at); }
+        catch (TraceInputException e)
+        {
+            Stats.Add("binary.unparsable_format", StatSeverity.Error);
+            Header.Properties["unparsable_format@" + at.ToString(CultureInfo.InvariantCulture)] = e.Message;
+            return;
+        }
         _decoders[fmt.Id] = new EventDecoder(fmt);
     }
 
@@ -277,8 +304,8 @@ public sealed class TraceDatReader : ITraceReader
     {
         Header.Properties["kallsyms.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
         if (data.Length == 0) return;
-        _kallsyms = Kallsyms.Parse(data, out int bad);
-        if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
+        // Parsed on first use: only kprobe locations and %pS need it, and it is megabytes of text.
+        _kallsymsData = data;
     }
 
     void LoadCmdlines(byte[] data)
@@ -565,6 +592,7 @@ public sealed class TraceDatReader : ITraceReader
 
     TraceEvent Decode(CpuStream s)
     {
+        LastRendered = null;
         long ts = ToNs(s.Timestamp);
         if (s.IsLoss)
         {
@@ -594,6 +622,7 @@ public sealed class TraceDatReader : ITraceReader
         _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
+        if (_opt.RenderText) LastRendered = dec.Render(_ctx, dec.UsesSymbols ? Kallsyms : null);
         return new TraceEvent
         {
             Timestamp = ts,
@@ -601,8 +630,8 @@ public sealed class TraceDatReader : ITraceReader
             Pid = pid,
             Comm = Comm(pid),
             Name = dec.Name,
-            Fields = dec.Fields(_ctx, Stats, _kallsyms),
-            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
+            Fields = dec.Fields(_ctx, Stats, dec.UsesSymbols ? Kallsyms : null),
+            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? Kallsyms : null) : null,
             Flags = dec.IrqFlags(rec),
             Source = s.RecordPosition,
         };
@@ -615,4 +644,7 @@ public sealed class TraceDatReader : ITraceReader
     }
 
     public void Dispose() => _src.Dispose();
+
+    /// <summary>For benchmarks: the per-CPU record streams of a file, without decoding.</summary>
+    public static IReadOnlyList<CpuStream> DebugStreams(string path) => new TraceDatReader(path)._streams;
 }

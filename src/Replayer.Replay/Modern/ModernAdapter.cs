@@ -25,7 +25,7 @@ public sealed class ModernAdapter : IEraAdapter
             case PageAllocEvent a:
             {
                 if (s.Pages.TryGetValue(a.Page.Pfn, out var old) && old.Attempt is { } stale) s.EndAttempt(stale);
-                var p = new PageState(a.Page.Pfn) { Alloc = AllocState.Allocated, Order = a.Order, Mapcount = -1 };
+                var p = new PageState(a.Page.Pfn) { Alloc = AllocState.Allocated, Order = a.Order, Mapcount = -1, CountedMapped = false };
                 s.Pages[a.Page.Pfn] = p;
                 break;
             }
@@ -62,12 +62,12 @@ public sealed class ModernAdapter : IEraAdapter
             case LruvecStatEvent l:
             {
                 var p = Learn(s, l.Page);
-                if (l.Item == NrFileMapped && l.Page.Memcg is { } m && m != 0) s.Memcg(m).CounterDelta += l.Val;
+                if (l.Item == NrFileMapped && l.Page.Memcg is { } m && m != 0) { var mc = s.Memcg(m); mc.CounterDelta += l.Val; mc.Updates++; }
                 if (l.Item == NrFileMapped && p != null && l.Val > 0) p.CountedMemcg = l.Page.Memcg;
                 break;
             }
             case MemcgStatEvent ms when ms.Class == MemcgStatClass.ModMemcgLruvecState && ms.Item == NrFileMapped:
-                s.Memcg(ms.MemcgId).CounterDelta += ms.Val;
+                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; }
                 break;
             case UnmapEvent u:
             {
@@ -150,14 +150,20 @@ public sealed class ModernAdapter : IEraAdapter
         if (p == null) return;
         if (anonFn) p.Anon = true;
         bool small = nr == 1 && !compound;
+        // The fetched _mapcount is the kernel's own view (the model cannot count: fork duplicates file
+        // mappings with no rmap call); only small folios have one count.
         if (!small || r.Mapcount is not { } before) { p.Mapcount = null; return; }
         p.Mapcount = before + dir;
         bool file = p.Anon == false || (r.Mapping is { } m && m != 0 && (m & 1) == 0);
         if (!file) return;
+        // Implied FILE_MAPPED follows the page's mapped-ness. Two rmap calls racing on other CPUs can
+        // both read the same count; tracking mapped-ness (not transitions) re-converges on the next call.
+        bool wasCounted = p.CountedMapped ?? before >= 0;
+        bool nowMapped = before + dir >= 0;
+        p.CountedMapped = nowMapped;
         ulong memcg = r.Memcg ?? p.Memcg ?? 0;
-        if (memcg == 0) return;
-        if (dir > 0 && before == -1) s.Memcg(memcg).ImpliedDelta += 1;
-        else if (dir < 0 && before == 0) s.Memcg(memcg).ImpliedDelta -= 1;
+        if (memcg == 0 || wasCounted == nowMapped) return;
+        s.Memcg(memcg).ImpliedDelta += nowMapped ? 1 : -1;
     }
 
     static void Pte(ReplayState s, MigrationPteEvent pte)

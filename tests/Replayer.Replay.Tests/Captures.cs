@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using Replayer.Core;
+using Replayer.Core.Domain;
+using Replayer.Formats;
+using Replayer.Replay;
+using Replayer.TestKit;
+
+namespace Replayer.Replay.Tests;
+
+/// <summary>The real captures' trace files and their decoded events.</summary>
+public static class Captures
+{
+    /// <summary>Trace files relative to a capture folder, in every format we read.</summary>
+    static readonly string[] Candidates =
+    [
+        "ftrace/trace.txt", "ftrace/trace.txt.zst", "tracecmd/report_host.txt", "tracecmd/report_host.txt.zst",
+        "perf/perf_script.txt", "perf/perf_script.txt.zst", "tracecmd/trace.dat",
+    ];
+
+    /// <summary>The text traces only (raw ftrace, trace-cmd report, perf script).</summary>
+    public static IEnumerable<object[]> TextTraces(bool includeOffline = false) =>
+        Traces(includeOffline).Where(t => !((string)t[1]).EndsWith(".dat", StringComparison.Ordinal));
+
+    /// <summary>(capture, trace) pairs; offline/large are big and only in the small set when asked.</summary>
+    public static IEnumerable<object[]> Traces(bool includeOffline = false)
+    {
+        foreach (var dir in Repo.RealCaptures())
+        {
+            var name = Path.GetFileName(dir);
+            if (name.Contains("large", StringComparison.Ordinal)) continue;
+            if (!includeOffline && name.Contains("offline", StringComparison.Ordinal)) continue;
+            foreach (var c in Candidates)
+                if (File.Exists(Path.Combine(dir, c))) yield return [name, c];
+        }
+    }
+
+    public static IEnumerable<object[]> AllTraces() => Traces(includeOffline: true);
+
+    public static string PathOf(string capture, string trace) => Repo.Trace(capture, trace);
+
+    public static IEnumerable<TraceEvent> Read(string path, Action<CaptureHeader>? header = null)
+    {
+        using ITraceReader r = Open(path);
+        header?.Invoke(r.Header);
+        TraceEvent? e;
+        while ((e = r.Read()) != null) yield return e;
+    }
+
+    /// <summary>TraceOpener for text; trace.dat through its reader directly (TraceOpener does not route binary formats yet).</summary>
+    static ITraceReader Open(string path) => path.EndsWith(".dat", StringComparison.Ordinal)
+        ? new Replayer.Formats.Binary.TraceDatReader(path)
+        : TraceOpener.Open(path);
+
+    static readonly ConcurrentDictionary<string, Lazy<(List<DomainEvent> Events, ProbeResolver Probes, CaptureHeader Header)>> _decoded = new();
+
+    /// <summary>Decoded events of a (small) capture, cached for the mutation tests.</summary>
+    public static (List<DomainEvent> Events, ProbeResolver Probes, CaptureHeader Header) Decoded(string path) =>
+        _decoded.GetOrAdd(path, p => new Lazy<(List<DomainEvent>, ProbeResolver, CaptureHeader)>(() =>
+        {
+            var dec = new DomainDecoder(Replay.Audit.ResolverFor(p));
+            CaptureHeader h = new();
+            var list = Read(p, x => h = x).Select(dec.Decode).ToList();
+            return (list, dec.Probes, h);
+        })).Value;
+
+    public static AuditResult Audit(string path, IEnumerable<DomainEvent> events, Action<DomainEvent, ReplayState>? applied = null)
+    {
+        var (_, probes, header) = Decoded(path);
+        return Replay.Audit.RunDecoded(events, new AuditOptions { TracePath = path, Header = header, Applied = applied }, probes, out _);
+    }
+}

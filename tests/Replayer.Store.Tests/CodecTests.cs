@@ -1,0 +1,107 @@
+using System.Buffers;
+using MessagePack;
+using Replayer.Core;
+using Replayer.Store;
+
+namespace Replayer.Store.Tests;
+
+public sealed class CodecTests
+{
+    static TraceEvent RandomEvent(Random rng)
+    {
+        string RandStr() => rng.Next(6) switch
+        {
+            0 => "",
+            1 => new string('x', rng.Next(300, 600)),
+            2 => "caf\u00e9 \u2603 " + rng.Next(),
+            _ => "s" + rng.Next(50),
+        };
+        var fields = new EventField[rng.Next(0, 20)];
+        for (int i = 0; i < fields.Length; i++)
+            fields[i] = rng.Next(3) switch
+            {
+                0 => EventField.U64(RandStr(), (ulong)rng.NextInt64() * (ulong)rng.Next(1, 3), (FieldStyle)rng.Next(4)),
+                1 => EventField.S64(RandStr(), rng.NextInt64(long.MinValue, long.MaxValue)),
+                _ => EventField.Str(RandStr(), RandStr()),
+            };
+        return new TraceEvent
+        {
+            Timestamp = rng.NextInt64(long.MinValue, long.MaxValue), Cpu = rng.Next(-1, 512), Pid = rng.Next(int.MinValue, int.MaxValue),
+            Comm = RandStr(), Name = RandStr(), Fields = fields, Probe = rng.Next(2) == 0 ? null : RandStr(),
+            Source = rng.NextInt64(), Flags = rng.Next(2) == 0 ? null : RandStr(),
+        };
+    }
+
+    [Fact]
+    public void Fast_decoder_reads_exactly_what_the_MessagePack_serializer_writes()
+    {
+        var rng = new Random(2024);
+        for (int iter = 0; iter < 300; iter++)
+        {
+            var events = Enumerable.Range(0, rng.Next(0, 60)).Select(_ => RandomEvent(rng)).ToArray();
+            var bytes = MessagePackSerializer.Serialize(events, BatchCodec.Options);
+            var fast = TraceEventDecoder.Decode(bytes, out int consumed);
+            var std = MessagePackSerializer.Deserialize<TraceEvent[]>(bytes, BatchCodec.Options);
+            Assert.Equal(bytes.Length, consumed);
+            Assert.Equal(std.Length, fast.Length);
+            for (int i = 0; i < std.Length; i++)
+            {
+                TestEvents.AssertSame(std[i], fast[i]);
+                TestEvents.AssertSame(events[i], fast[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Encode_decode_round_trips_batches_of_both_kinds()
+    {
+        var ev = TestEvents.Make(5000, seed: 9);
+        var enc = BatchCodec.Encode(EventBatch.Of(ev));
+        Assert.Equal(BodyCodec.Zstd, enc.Codec);
+        Assert.True(enc.Body.Length < enc.RawLength);
+        var (back, _) = BatchCodec.Decode(enc.Kind, enc.Codec, enc.RawLength, enc.Count, enc.Body, "t");
+        for (int i = 0; i < ev.Length; i++) TestEvents.AssertSame(ev[i], back![i]);
+
+        var recs = new[] { new EventRecord("A", new byte[] { 0, 255 }), new EventRecord("B", Array.Empty<byte>()) };
+        var enc2 = BatchCodec.Encode(EventBatch.Of(recs), BodyCodec.None);
+        var (_, r2) = BatchCodec.Decode(enc2.Kind, enc2.Codec, enc2.RawLength, enc2.Count, enc2.Body, "t");
+        Assert.Equal(recs.Select(r => (r.EventType, r.Payload.ToArray())), r2!.Select(r => (r.EventType, r.Payload.ToArray())));
+    }
+
+    /// <summary>Bodies are untrusted: any mutation of an (uncompressed) body either decodes to the same count or
+    /// throws StoreCorruptException, never another exception, a hang or a giant allocation.</summary>
+    [Fact]
+    public void Mutated_bodies_fail_cleanly()
+    {
+        var rng = new Random(77);
+        var ev = TestEvents.Make(40, seed: 3);
+        var enc = BatchCodec.Encode(EventBatch.Of(ev), BodyCodec.None);
+        var zenc = BatchCodec.Encode(EventBatch.Of(ev));
+        for (int iter = 0; iter < 2000; iter++)
+        {
+            var (src, codec) = iter % 2 == 0 ? (enc, BodyCodec.None) : (zenc, BodyCodec.Zstd);
+            var body = src.Body.ToArray();
+            int flips = rng.Next(1, 4);
+            for (int k = 0; k < flips; k++) body[rng.Next(body.Length)] = (byte)rng.Next(256);
+            if (rng.Next(5) == 0) body = body[..rng.Next(body.Length)];
+            try
+            {
+                var (back, _) = BatchCodec.Decode(src.Kind, codec, src.RawLength, src.Count, body, "fuzz");
+                Assert.Equal(40, back!.Length);
+            }
+            catch (StoreCorruptException e)
+            {
+                Assert.StartsWith("fuzz: ", e.Message);
+            }
+        }
+    }
+
+    [Fact]
+    public void Crc32C_matches_the_Castagnoli_check_value()
+    {
+        Assert.Equal(0xE3069283u, Crc32C.Compute("123456789"u8));
+        var data = new byte[1000];
+        new Random(1).NextBytes(data);
+        Assert.Equal(Crc32C.Compute(data), ~Crc32C.Append(Crc32C.Append(~0u, data.AsSpan(0, 333)), data.AsSpan(333)));
+    }
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using Replayer.Core;
+using Replayer.Formats.Binary;
+using Replayer.Store;
+using Replayer.Store.Embedded;
+using Replayer.Store.Postgres;
+
+namespace Replayer.Bench;
+
+/// <summary>
+/// Event store throughput and footprint on the largest real capture.
+/// <code>dotnet run -c Release --project tools/bench -- store [--input FILE] [--synthetic N] [--pg CONN] [--batch N]</code>
+/// Loads the events once (default: traces/6.1-ext4-large/tracecmd/trace.dat with the trace.dat reader),
+/// then: embedded append (one all-or-nothing transaction of 16k-event batches, fsync on commit), store
+/// size against the capture's zstd trace.dat, embedded read (every event materialized), verify, and the
+/// same append/read on PostgreSQL when <c>--pg</c> or <c>REPLAYER_TEST_PG</c> names a server.
+/// </summary>
+public sealed class BenchStore : IBenchmark
+{
+    public string Name => "store";
+    public string Help => "store [--input FILE] [--synthetic N] [--pg CONN] : store append/read throughput and footprint";
+
+    public int Run(string[] args)
+    {
+        string? input = null, pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG");
+        int synthetic = 0, batch = 16384;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--input": input = args[++i]; break;
+                case "--synthetic": synthetic = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--pg": pg = args[++i]; break;
+                case "--no-pg": pg = null; break;
+                case "--batch": batch = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
+                default: Console.Error.WriteLine("unknown argument " + args[i]); return 2;
+            }
+        }
+
+        var sw = Stopwatch.StartNew();
+        TraceEvent[] events;
+        long referenceBytes = 14_361_519;
+        string source;
+        if (synthetic > 0)
+        {
+            events = SyntheticCapture.Generate(synthetic);
+            source = $"synthetic ({synthetic} events)";
+        }
+        else
+        {
+            input ??= Path.Combine(FindRoot(), "traces", "6.1-ext4-large", "tracecmd", "trace.dat");
+            referenceBytes = new FileInfo(input).Length;
+            var list = new List<TraceEvent>(1_700_000);
+            using (var r = new TraceDatReader(input))
+                while (r.Read() is { } e) list.Add(e);
+            events = [.. list];
+            source = input;
+        }
+        Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s");
+
+        var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-store-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            // Warm-up on a small store so that JIT time is not measured.
+            var warm = dir + "-warm";
+            using (var s = EmbeddedEventStore.Open(warm))
+            {
+                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                Read(s, "warm");
+            }
+            Directory.Delete(warm, true);
+
+            using (var s = EmbeddedEventStore.Open(dir))
+            {
+                var t = Append(s, "capture-bench", events, batch);
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit)");
+            }
+            long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+            Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
+            using (var s = EmbeddedEventStore.Open(dir))
+            {
+                for (int rep = 1; rep <= 2; rep++)
+                {
+                    var (t, n) = Read(s, "capture-bench");
+                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent)");
+                }
+                sw.Restart();
+                var v = s.VerifyAsync().GetAwaiter().GetResult();
+                Console.WriteLine($"embedded verify: {(v.Ok ? "ok" : "PROBLEMS")} {v.Events} events in {sw.Elapsed.TotalSeconds:F3}s");
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
+
+        if (pg is { Length: > 0 })
+        {
+            var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
+            var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
+            using var s = PostgresEventStore.Open(spec);
+            try
+            {
+                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                var t = Append(s, "capture-bench", events, batch);
+                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({s.Description})");
+                var (rt, n) = Read(s, "capture-bench");
+                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
+            }
+            finally
+            {
+                s.DropSchemaAsync().GetAwaiter().GetResult();
+            }
+        }
+        else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
+        return 0;
+    }
+
+    static double Append(IEventStore s, string stream, TraceEvent[] events, int batch)
+    {
+        var sw = Stopwatch.StartNew();
+        var tx = s.BeginAppendAsync(stream, ExpectedRevision.NoStream).GetAwaiter().GetResult();
+        try
+        {
+            for (int i = 0; i < events.Length; i += batch)
+                tx.AppendAsync(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)])).GetAwaiter().GetResult();
+            tx.CommitAsync().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            tx.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    static (double Seconds, long Events) Read(IEventStore s, string stream)
+    {
+        var sw = Stopwatch.StartNew();
+        long n = 0, check = 0;
+        var e = s.ReadStreamSlicesAsync(stream, StreamRevision.Start).GetAsyncEnumerator();
+        try
+        {
+            while (e.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+            {
+                var slice = e.Current;
+                var a = slice.TraceEvents!;
+                for (int i = slice.Offset; i < slice.Offset + slice.Count; i++) check += a[i].Fields.Length;
+                n += slice.Count;
+            }
+        }
+        finally
+        {
+            e.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        GC.KeepAlive(check);
+        return (sw.Elapsed.TotalSeconds, n);
+    }
+
+    static string FindRoot()
+    {
+        var d = new DirectoryInfo(Directory.GetCurrentDirectory());
+        while (d != null && !File.Exists(Path.Combine(d.FullName, "Replayer.sln"))) d = d.Parent;
+        return d?.FullName ?? throw new InvalidOperationException("run from inside the repository (Replayer.sln not found)");
+    }
+}
