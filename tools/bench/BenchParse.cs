@@ -77,7 +77,7 @@ public sealed class BenchParse : IBenchmark
             long n = 0;
             while (sorted.Read() is not null) n++;
             double t = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"RESULT parse + TimeSorter (window {TimeSorter.DefaultWindow} events, horizon {TimeSorter.DefaultHorizonNs / 1e9:F0} s): {n} events in {t:F3} s = {n / t / 1e6:F2} M events/s, {sorted.OutOfOrderEvents} out of order");
+            Console.WriteLine($"RESULT parse + TimeSorter (window {TimeSorter.DefaultWindow} events, horizon {TimeSorter.DefaultHorizonNs / 1e6:F0} ms): {n} events in {t:F3} s = {n / t / 1e6:F2} M events/s, {sorted.OutOfOrderEvents} out of order");
         }
 
         plain = [];
