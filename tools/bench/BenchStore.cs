@@ -24,6 +24,7 @@ public sealed class BenchStore : IBenchmark
     {
         string? input = null, pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG");
         int synthetic = 0, batch = 16384;
+        bool codecOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -32,6 +33,7 @@ public sealed class BenchStore : IBenchmark
                 case "--synthetic": synthetic = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--pg": pg = args[++i]; break;
                 case "--no-pg": pg = null; break;
+                case "--codec": codecOnly = true; break;
                 case "--batch": batch = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine("unknown argument " + args[i]); return 2;
             }
@@ -57,6 +59,12 @@ public sealed class BenchStore : IBenchmark
             source = input;
         }
         Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s");
+
+        if (codecOnly)
+        {
+            CodecOnly(events, batch);
+            return 0;
+        }
 
         var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-store-" + Guid.NewGuid().ToString("N")[..8]);
         try
@@ -114,6 +122,40 @@ public sealed class BenchStore : IBenchmark
         }
         else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
         return 0;
+    }
+
+    /// <summary>Single-thread cost of each step, wall and CPU (the machine may be shared).</summary>
+    static void CodecOnly(TraceEvent[] events, int batch)
+    {
+        var batches = new List<EventBatch>();
+        for (int i = 0; i < events.Length; i += batch) batches.Add(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)]));
+        for (int rep = 0; rep < 2; rep++)
+        {
+            var proc = Process.GetCurrentProcess();
+            var cpu0 = proc.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            var enc = batches.Select(b => BatchCodec.Encode(b)).ToList();
+            double encWall = sw.Elapsed.TotalSeconds, encCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            sw.Restart();
+            long n = 0;
+            foreach (var e in enc) n += BatchCodec.Decode(e.Kind, e.Codec, e.RawLength, e.Count, e.Body, "bench").Events!.Length;
+            double decWall = sw.Elapsed.TotalSeconds, decCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            sw.Restart();
+            var raws = new List<byte[]>();
+            var dz = new ZstdSharp.Decompressor();
+            foreach (var e in enc) raws.Add(dz.Unwrap(e.Body).ToArray());
+            double dzWall = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            foreach (var r in raws) { var rd = new MessagePack.MessagePackReader(r); rd.Skip(); }
+            double skipWall = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            long m = 0;
+            foreach (var r in raws) m += TraceEventDecoder.Decode(r, out _).Length;
+            double decOnly = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"  zstd decompress {dzWall:F3}s, MessagePack skip {skipWall:F3}s, TraceEventDecoder {decOnly:F3}s ({m / decOnly / 1e6:F2} M/s)");
+            Console.WriteLine($"codec #{rep + 1}: encode (MessagePack + zstd) {events.Length / encWall / 1e6:F2} M events/s wall, {events.Length / encCpu / 1e6:F2} M/s per CPU-second; decode (zstd + MessagePack) {n / decWall / 1e6:F2} M events/s wall, {n / decCpu / 1e6:F2} M/s per CPU-second; {enc.Sum(e => (long)e.Body.Length) / 1e6:F1} MB compressed of {enc.Sum(e => (long)e.RawLength) / 1e6:F1} MB");
+        }
     }
 
     static double Append(IEventStore s, string stream, TraceEvent[] events, int batch)
