@@ -46,6 +46,61 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         return Process.Start(psi)!;
     }
 
+    /// <summary>The same on PostgreSQL (needs REPLAYER_TEST_PG): a killed ingest's transaction is rolled back by the server.</summary>
+    [Fact]
+    public async Task Ingest_into_postgres_killed_midway_leaves_nothing_and_then_completes()
+    {
+        var pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG")
+            ?? throw new InvalidOperationException("REPLAYER_TEST_PG is not set: start a throw-away server with `export REPLAYER_TEST_PG=\"$(.ci/postgres.sh | tail -1)\"` and rerun");
+        var schema = "kill_" + Guid.NewGuid().ToString("N")[..10];
+        var spec = pg + (pg.Contains("://") ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
+        var trace = Repo.Trace("6.1-ext4-basic", "ftrace", "trace.txt.zst");
+        var (id, _, _) = Replayer.Cli.Commands.IngestCommand.Identify(trace);
+        var stream = new StreamName("capture-" + id);
+        long expected = 0;
+        using (var r = TraceOpener.Open(trace, new TraceOpenOptions { Strict = true }))
+            while (r.Read() != null) expected++;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            using (var p = Start(Path.Combine(_root, "reference"), trace))
+                Assert.True(p.WaitForExit(300_000) && p.ExitCode == 0);
+            var duration = sw.Elapsed;
+            var rng = new Random(7);
+            for (int kill = 0; kill < 5; kill++)
+            {
+                var delay = TimeSpan.FromMilliseconds(duration.TotalMilliseconds * (0.1 + 0.6 * rng.NextDouble()));
+                using (var p = Start(spec, trace))
+                {
+                    if (!p.WaitForExit(delay)) p.Kill();
+                    Assert.True(p.WaitForExit(60_000));
+                }
+                await using var s = await Replayer.Store.Postgres.PostgresEventStore.OpenAsync(spec);
+                var info = await s.GetStreamInfoAsync(stream);
+                if (info != null)
+                {
+                    Assert.Equal((ulong)expected, info.EventCount);
+                    await s.DeleteStreamAsync(stream, ExpectedRevision.Any);
+                }
+                Assert.Empty(s.ReadAllAsync(GlobalPosition.Start).ToBlockingEnumerable());
+                Assert.True((await s.VerifyAsync()).Ok);
+            }
+            using (var p = Start(spec, trace))
+            {
+                Assert.True(p.WaitForExit(300_000));
+                Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+                Assert.Contains($"ingested {expected} events as {stream}", p.StandardOutput.ReadToEnd());
+            }
+            await using (var s = await Replayer.Store.Postgres.PostgresEventStore.OpenAsync(spec))
+                Assert.Equal((ulong)expected, (await s.GetStreamInfoAsync(stream))!.EventCount);
+        }
+        finally
+        {
+            await using var s = await Replayer.Store.Postgres.PostgresEventStore.OpenAsync(spec);
+            await s.DropSchemaAsync();
+        }
+    }
+
     [Fact]
     public async Task Ingest_killed_at_random_moments_leaves_the_whole_capture_or_nothing()
     {
