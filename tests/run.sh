@@ -16,9 +16,15 @@ if [ ${#need[@]} -gt 0 ]; then
     || echo "tests/run.sh: could not install ${need[*]}; the tests that need them will fail and say so" >&2
 fi
 
-if [ -z "${REPLAYER_TEST_PG:-}" ] && [ -f .ci/postgres.sh ]; then
+# A throw-away PostgreSQL cluster for the store conformance suite, stopped when the run ends.
+if [ -z "${REPLAYER_TEST_PG:-}" ]; then
+  export REPLAYER_PG_DIR
+  REPLAYER_PG_DIR=$(mktemp -d /tmp/replayer-pg.XXXXXX)
   pg=$(bash .ci/postgres.sh | tail -n 1)
-  if [ -n "$pg" ]; then export REPLAYER_TEST_PG="$pg"; fi
+  if [ -n "$pg" ]; then
+    export REPLAYER_TEST_PG="$pg"
+    trap 'bash .ci/postgres.sh --stop "$REPLAYER_PG_DIR" >/dev/null 2>&1; rm -rf "$REPLAYER_PG_DIR"' EXIT
+  fi
 fi
 
 log=$(mktemp)
