@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Replayer.Core;
-using Replayer.Formats.Binary;
 using Replayer.Store;
 using Replayer.Store.Embedded;
 using Replayer.Store.Postgres;
@@ -10,7 +9,7 @@ namespace Replayer.Bench;
 /// <summary>
 /// Event store throughput and footprint on the largest real capture.
 /// <code>dotnet run -c Release --project tools/bench -- store [--input FILE] [--synthetic N] [--pg CONN] [--batch N]</code>
-/// Loads the events once (default: traces/6.1-ext4-large/tracecmd/trace.dat with the trace.dat reader),
+/// Loads the events once (default: traces/6.1-ext4-large/ftrace/trace.txt.zst through TraceOpener),
 /// then: embedded append (one all-or-nothing transaction of 16k-event batches, fsync on commit), store
 /// size against the capture's zstd trace.dat, embedded read (every event materialized), verify, and the
 /// same append/read on PostgreSQL when <c>--pg</c> or <c>REPLAYER_TEST_PG</c> names a server.
@@ -50,15 +49,17 @@ public sealed class BenchStore : IBenchmark
         }
         else
         {
-            input ??= Path.Combine(FindRoot(), "traces", "6.1-ext4-large", "tracecmd", "trace.dat");
-            referenceBytes = new FileInfo(input).Length;
+            var root = FindRoot();
+            input ??= Path.Combine(root, "traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
+            var dat = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(input)))!, "tracecmd", "trace.dat");
+            referenceBytes = File.Exists(dat) ? new FileInfo(dat).Length : new FileInfo(input).Length;
             var list = new List<TraceEvent>(1_700_000);
-            using (var r = new TraceDatReader(input))
+            using (var r = Replayer.Formats.TraceOpener.Open(input, new Replayer.Formats.TraceOpenOptions { Strict = true }))
                 while (r.Read() is { } e) list.Add(e);
             events = [.. list];
             source = input;
         }
-        Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s");
+        Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s; {Environment.ProcessorCount} CPUs, load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "?")}");
 
         if (codecOnly)
         {
@@ -80,8 +81,10 @@ public sealed class BenchStore : IBenchmark
 
             using (var s = EmbeddedEventStore.Open(dir))
             {
+                var cpu = Cpu();
                 var t = Append(s, "capture-bench", events, batch);
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit)");
+                cpu = Cpu() - cpu;
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit; {cpu:F2} CPU-s)");
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
@@ -89,8 +92,10 @@ public sealed class BenchStore : IBenchmark
             {
                 for (int rep = 1; rep <= 2; rep++)
                 {
+                    var cpu = Cpu();
                     var (t, n) = Read(s, "capture-bench");
-                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent)");
+                    cpu = Cpu() - cpu;
+                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent; {cpu:F2} CPU-s)");
                 }
                 sw.Restart();
                 var v = s.VerifyAsync().GetAwaiter().GetResult();
@@ -197,6 +202,8 @@ public sealed class BenchStore : IBenchmark
         GC.KeepAlive(check);
         return (sw.Elapsed.TotalSeconds, n);
     }
+
+    static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
     static string FindRoot()
     {
