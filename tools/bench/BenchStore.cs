@@ -84,7 +84,7 @@ public sealed class BenchStore : IBenchmark
                 var cpu = Cpu();
                 var t = Append(s, "capture-bench", events, batch);
                 cpu = Cpu() - cpu;
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit; {cpu:F2} CPU-s)");
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s)");
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
@@ -163,6 +163,8 @@ public sealed class BenchStore : IBenchmark
         }
     }
 
+    static double LastCommitSeconds;
+
     static double Append(IEventStore s, string stream, TraceEvent[] events, int batch)
     {
         var sw = Stopwatch.StartNew();
@@ -171,7 +173,9 @@ public sealed class BenchStore : IBenchmark
         {
             for (int i = 0; i < events.Length; i += batch)
                 tx.AppendAsync(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)])).GetAwaiter().GetResult();
+            var c = Stopwatch.StartNew();
             tx.CommitAsync().GetAwaiter().GetResult();
+            LastCommitSeconds = c.Elapsed.TotalSeconds;
         }
         finally
         {
