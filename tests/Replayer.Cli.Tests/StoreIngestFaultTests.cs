@@ -46,6 +46,56 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         return Process.Start(psi)!;
     }
 
+    static (int Exit, string Out, string Err) RunCli(Dictionary<string, string?> env, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(ReplayerDll());
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var o = p.StandardOutput.ReadToEndAsync();
+        var e = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(120_000));
+        return (p.ExitCode, o.Result, e.Result);
+    }
+
+    [Fact]
+    public void The_store_comes_from_REPLAYER_STORE_or_the_home_default_and_redirected_output_has_no_progress()
+    {
+        var trace = Repo.Trace("6.1-ext4-fail", "ftrace", "trace.txt.zst");
+        var home = Path.Combine(_root, "home");
+        Directory.CreateDirectory(home);
+        var viaEnv = Path.Combine(_root, "env-store");
+        var env = new Dictionary<string, string?> { ["HOME"] = home, ["XDG_DATA_HOME"] = null, ["REPLAYER_STORE"] = null };
+
+        var ls0 = RunCli(env, "ls");
+        Assert.Equal(0, ls0.Exit);
+        Assert.Contains("no captures", ls0.Out);
+        Assert.False(Directory.Exists(Path.Combine(home, ".local")));
+
+        // A large input (progress would show on a terminal): nothing on stderr when it is redirected.
+        var large = Repo.Trace("6.1-ext4-offline", "ftrace", "trace.txt.zst");
+        Assert.True(new FileInfo(large).Length >= 4 << 20);
+        var r = RunCli(env, "ingest", large);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal("", r.Err);
+        Assert.Contains(Path.Combine(home, ".local", "share", "replayer", "store"), r.Out);
+        Assert.True(Directory.Exists(Path.Combine(home, ".local", "share", "replayer", "store", "segments")));
+
+        env["REPLAYER_STORE"] = viaEnv;
+        Assert.Equal(0, RunCli(env, "ingest", trace).Exit);
+        Assert.True(Directory.Exists(Path.Combine(viaEnv, "segments")));
+        var ls = RunCli(env, "ls");
+        Assert.Contains("FtraceText", ls.Out);
+        Assert.Equal(2, ls.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length); // header + the one capture in this store
+        var v = RunCli(env, "store", "verify");
+        Assert.Equal(0, v.Exit);
+        Assert.Contains(": ok: 1 stream(s)", v.Out);
+        var missing = RunCli(env, "ls", "--store", Path.Combine(_root, "nope"));
+        Assert.Equal(2, missing.Exit);
+        Assert.Contains("no event store there", missing.Err);
+    }
+
     /// <summary>The same on PostgreSQL (needs REPLAYER_TEST_PG): a killed ingest's transaction is rolled back by the server.</summary>
     [Fact]
     public async Task Ingest_into_postgres_killed_midway_leaves_nothing_and_then_completes()
