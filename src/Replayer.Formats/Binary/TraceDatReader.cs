@@ -529,6 +529,8 @@ public sealed class TraceDatReader : ITraceReader
             for (int c = 0; c < _v6Cpus.Count; c++)
             {
                 var (off, size) = _v6Cpus[c];
+                _src.Check(off, size, $"CPU {c} trace data");
+                CheckPageFits(_pageSize, size, false, off, c);
                 _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
             }
             Header.Properties["instances"] = "top";
@@ -551,6 +553,7 @@ public sealed class TraceDatReader : ITraceReader
                 // the chunks are bounded by the flyrecord section instead.
                 long csize = compressed && coff <= secEnd ? secEnd - coff : declaredSize;
                 _src.Check(coff, csize, $"CPU {cpu} trace data");
+                CheckPageFits(ps, csize, compressed, coff, cpu);
                 IPageSource pages = compressed
                     ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big)
                     : new RawPageSource(_src, coff, csize, ps);
@@ -559,6 +562,16 @@ public sealed class TraceDatReader : ITraceReader
             inst++;
         }
         Header.Properties["instances"] = string.Join(",", names);
+    }
+
+    /// <summary>A page buffer is only allocated for data that can hold a page: raw CPU data comes in
+    /// whole pages; compressed data must be able to expand to one.</summary>
+    void CheckPageFits(int pageSize, long dataSize, bool compressed, long at, int cpu)
+    {
+        if (dataSize == 0) return;
+        long room = compressed ? dataSize * Decompress.MaxRatio : dataSize;
+        if (pageSize > room)
+            TraceInputException.ThrowAtOffset(Name, at, $"CPU {cpu} data of at least one {pageSize}-byte page", dataSize + " bytes");
     }
 
     long ToNs(ulong raw)
