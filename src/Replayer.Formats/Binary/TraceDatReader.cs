@@ -16,6 +16,8 @@ public sealed class BinaryReaderOptions
     /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
     /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
     public bool RenderText { get; set; }
+    /// <summary>Up to this many CPU streams are merged by a linear scan, more through a heap.</summary>
+    public int LinearMergeLimit { get; set; } = 8;
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -593,15 +595,44 @@ public sealed class TraceDatReader : ITraceReader
         if (!_started)
         {
             _started = true;
+            var live = new List<CpuStream>();
             foreach (var s in _streams)
-                if (s.Next()) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+                if (s.Next()) live.Add(s);
+            _live = live.ToArray();
+            _liveCount = _live.Length;
+            if (_liveCount > LinearMergeLimit)
+                foreach (var s in _live) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
         }
-        if (!_heap.TryPeek(out var st, out _)) return null;
-        var ev = Decode(st);
-        if (st.Next()) _heap.EnqueueDequeue(st, (st.Timestamp, st.InstanceIndex << 16 | st.Cpu));
+        if (_liveCount <= LinearMergeLimit)
+        {
+            // Few CPUs (the usual case): a linear scan beats a heap.
+            if (_liveCount == 0) return null;
+            int best = 0;
+            for (int i = 1; i < _liveCount; i++)
+            {
+                var a = _live[i];
+                var b = _live[best];
+                if (a.Timestamp < b.Timestamp || a.Timestamp == b.Timestamp && (a.InstanceIndex << 16 | a.Cpu) < (b.InstanceIndex << 16 | b.Cpu))
+                    best = i;
+            }
+            var st = _live[best];
+            var ev = Decode(st);
+            if (!st.Next())
+            {
+                _live[best] = _live[--_liveCount];
+            }
+            return ev;
+        }
+        if (!_heap.TryPeek(out var hs, out _)) return null;
+        var hev = Decode(hs);
+        if (hs.Next()) _heap.EnqueueDequeue(hs, (hs.Timestamp, hs.InstanceIndex << 16 | hs.Cpu));
         else _heap.Dequeue();
-        return ev;
+        return hev;
     }
+
+    int LinearMergeLimit => _opt.LinearMergeLimit;
+    CpuStream[] _live = [];
+    int _liveCount;
 
     TraceEvent Decode(CpuStream s)
     {
