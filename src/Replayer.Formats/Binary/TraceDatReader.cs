@@ -536,6 +536,8 @@ public sealed class TraceDatReader : ITraceReader
                 _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
             }
             Header.Properties["instances"] = "top";
+            // v6 instance buffers (BUFFER options) are not decoded: say so rather than drop them silently.
+            if (_buffers.Count > 0) Stats.Add("tracedat.v6_instances_not_decoded", StatSeverity.DataLoss, _buffers.Count);
             return;
         }
         int inst = 0;
