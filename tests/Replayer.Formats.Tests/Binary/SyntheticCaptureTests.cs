@@ -39,12 +39,14 @@ public class SyntheticCaptureTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void PerfData_in_either_byte_order_decodes_to_the_written_events(bool big)
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(false, 81)]
+    [InlineData(true, 83)]
+    public void PerfData_in_either_byte_order_decodes_to_the_written_events(bool big, int compressedType)
     {
         var events = SyntheticCaptures.DefaultEvents();
-        var bytes = SyntheticCaptures.PerfData(big, events);
+        var bytes = SyntheticCaptures.PerfData(big, events, compressedType);
         using var r = new PerfDataReader(new MemoryStream(bytes), "synthetic.perf", new BinaryReaderOptions { RenderText = true });
         Assert.Equal(big, r.BigEndian);
         Assert.Equal("6.1.0-synth", r.Header.KernelRelease);
@@ -52,6 +54,7 @@ public class SyntheticCaptureTests
         var got = new List<(TraceEvent E, string? R)>();
         while (r.Read() is { } e) got.Add((e, r.NextRendered()));
         Check(events, got, lossTimeOffset: -1);
+        if (compressedType != 0) Assert.True(r.Stats.Counters["perf.compressed_records"].Value > 5);
     }
 
     [Fact]

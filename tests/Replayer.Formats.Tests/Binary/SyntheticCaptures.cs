@@ -423,7 +423,9 @@ public static class SyntheticCaptures
 
     /// <summary>A file-mode perf.data with one tracepoint attr per format (ids type*10+cpu), COMM records for the pids,
     /// samples in rounds of two events with FINISHED_ROUND marks, and a LOST record where an event has Lost >= 0.</summary>
-    public static byte[] PerfData(bool big, IReadOnlyList<SynthEvent>? events = null)
+    /// <param name="compressedType">0: plain records; 81 (COMPRESSED) or 83 (COMPRESSED2): the records after the COMMs
+    /// as one zstd stream cut into small compressed records (so records straddle them).</param>
+    public static byte[] PerfData(bool big, IReadOnlyList<SynthEvent>? events = null, int compressedType = 0)
     {
         events ??= DefaultEvents();
         var f = new List<byte>();
@@ -461,6 +463,7 @@ public static class SyntheticCaptures
                 var c = Encoding.ASCII.GetBytes(comm + "\0"); b.AddRange(c); while (b.Count % 8 != 0) b.Add(0);
                 b.AddRange(SampleId(pid, 0, 0, PageAlloc * 10));
             }));
+        int plainEnd = f.Count;
         // Write in rounds: within a round, CPU 1's events first (out of time order), as perf's per-CPU buffers do.
         var sorted = events.OrderBy(e => e.Time).ToList();
         for (int i = 0; i < sorted.Count; i += 3)
@@ -482,6 +485,19 @@ public static class SyntheticCaptures
                 }));
             }
             Rec(68, []);
+        }
+        if (compressedType != 0)
+        {
+            var plain = f.Skip(plainEnd).ToArray();
+            f.RemoveRange(plainEnd, f.Count - plainEnd);
+            byte[] z;
+            using (var c = new ZstdSharp.Compressor(3)) z = c.Wrap(plain).ToArray();
+            for (int zp = 0; zp < z.Length; zp += 50)
+            {
+                var piece = z.AsSpan(zp, Math.Min(50, z.Length - zp)).ToArray();
+                if (compressedType == 81) Rec(81, piece);
+                else Rec(83, Bytes(b => { Put(b, (ulong)piece.Length, 8, big); b.AddRange(piece); while ((b.Count + 8) % 8 != 0) b.Add(0); }));
+            }
         }
         long dataSize = f.Count - dataOff;
         // features: TRACING_DATA (1), OSRELEASE (4), NRCPUS (7)
