@@ -2,7 +2,8 @@ using Replayer.Core.Domain;
 
 namespace Replayer.Replay;
 
-/// <summary>An event an invariant needs: a domain kind, optionally from a specific probed function.</summary>
+/// <summary>An event an invariant needs: a domain kind, optionally from a specific probed function
+/// (alternatives separated by <c>|</c>: <c>page_add_file_rmap|folio_add_file_rmap_ptes</c>).</summary>
 public readonly record struct Requirement(DomainKind Kind, string? Function, string Label);
 
 /// <summary>

@@ -62,8 +62,8 @@ public sealed class ReplayEngine
 
     bool Available(Requirement r)
     {
-        if (_seen.Contains((r.Kind, r.Function))) return true;
-        if (r.Function != null && _declaredFunctions.Contains(r.Function)) return true;
+        if (r.Function == null ? _seen.Contains((r.Kind, null)) : r.Function.Split('|').Any(f => _seen.Contains((r.Kind, f)) || _declaredFunctions.Contains(f)))
+            return true;
         if (r.Function == null && _declaredEvents.Contains(r.Label)) return true;
         if (r.Function == null && r.Label.IndexOf(':') is var c && c >= 0 && _declaredEvents.Contains(r.Label[(c + 1)..])) return true;
         return false;

@@ -92,6 +92,8 @@ public class DomainDecoderTests
         Assert.Equal((254u, 16u, 0xc05cUL, 34738176UL >> 12, true), (a.DevMajor, a.DevMinor, a.Ino, a.Index, a.Add));
         var b = Assert.IsType<PageCacheEvent>(d.Decode(Ev("filemap:mm_filemap_delete_from_page_cache", null, U("s_dev", (254UL << 20) | 16), U("i_ino", 1), U("pfn", 2), U("index", 3))));
         Assert.Equal((254u, 16u, 3UL, false), (b.DevMajor, b.DevMinor, b.Index, b.Add));
+        var c = Assert.IsType<PageCacheEvent>(d.Decode(Ev("filemap:mm_filemap_add_to_page_cache", null, S("dev_major", 254), S("dev_minor", 16), U("ino", 0xc05c), U("pfn", 0x4408c), U("ofs", 8192), S("order", 0))));
+        Assert.Equal((254u, 16u, 2UL), (c.DevMajor, c.DevMinor, c.Index));
     }
 
     [Fact]

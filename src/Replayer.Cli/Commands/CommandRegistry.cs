@@ -9,5 +9,11 @@ public static class CommandRegistry
     {
         yield return StatsCommand.Create();
         yield return ConvertCommand.Create();
+        yield return CheckCommand.Create();
+        yield return StateCommand.Create();
+        yield return HistoryCommand.Create();
+        yield return IngestCommand.Create();
+        yield return LsCommand.Create();
+        yield return StoreCommand.Create();
     }
 }

@@ -218,6 +218,8 @@ public sealed class DomainDecoder
 
     static (uint, uint) Dev(TraceEvent e)
     {
+        if (e.TryGet("dev_major", out var maj0) && maj0.IsInteger && e.TryGet("dev_minor", out var min0) && min0.IsInteger)
+            return ((uint)maj0.Bits, (uint)min0.Bits);
         if (!e.TryGet("dev", out var f) && !e.TryGet("s_dev", out f))
             throw new MissingFieldException($"{e.Name}: field 'dev' missing");
         if (f.IsInteger) return ((uint)(f.Bits >> 20), (uint)(f.Bits & 0xfffff));

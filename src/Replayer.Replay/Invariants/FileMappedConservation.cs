@@ -19,10 +19,10 @@ public sealed class FileMappedConservation : IInvariant
 
     public IEnumerable<Requirement> Requires(Era era)
     {
-        yield return new Requirement(DomainKind.RmapAdd, null, "kprobe page_add_file_rmap / folio_add_file_rmap_ptes");
-        yield return new Requirement(DomainKind.RmapRemove, null, "kprobe page_remove_rmap / folio_remove_rmap_ptes");
+        yield return new Requirement(DomainKind.RmapAdd, "page_add_file_rmap|folio_add_file_rmap_ptes|folio_add_file_rmap_pte", "kprobe page_add_file_rmap / folio_add_file_rmap_ptes");
+        yield return new Requirement(DomainKind.RmapRemove, "page_remove_rmap|folio_remove_rmap_ptes|folio_remove_rmap_pte", "kprobe page_remove_rmap / folio_remove_rmap_ptes");
         if (era == Era.Linux613Plus) yield return new Requirement(DomainKind.MemcgStat, null, "memcg:mod_memcg_lruvec_state");
-        else yield return new Requirement(DomainKind.LruvecStat, null, "kprobe __mod_lruvec_page_state / __lruvec_stat_mod_folio (idx 18)");
+        else yield return new Requirement(DomainKind.LruvecStat, "__mod_lruvec_page_state|__lruvec_stat_mod_folio", "kprobe __mod_lruvec_page_state / __lruvec_stat_mod_folio (idx 18)");
     }
 
     sealed class Expect
@@ -99,7 +99,7 @@ public sealed class FileMappedConservation : IInvariant
     void Resolve(ReplayContext ctx, int pid)
     {
         if (!_pending.Remove(pid, out var x)) return;
-        if (x.Racy) { ctx.Skip(this); return; }
+        if (x.Racy || _dataLoss && x.Val != 0) { ctx.Skip(this); return; }
         if (x.Optional || x.Val == 0 || x.AltVal == 0) { if (!x.Optional) ctx.Checked(this); return; }
         ctx.Checked(this);
         Report(ctx, x.Event, $"mapcount {(x.Val > 0 ? "0→1" : "1→0")} of file page with no FILE_MAPPED {(x.Val > 0 ? "+1" : "−1")} (lruvec stat idx 18) for it",
