@@ -670,7 +670,11 @@ public sealed class PerfDataReader : ITraceReader
     {
         var rec = buf.AsSpan(0, len);
         var a = SampleAttr(rec, source);
-        if (a == null) return;
+        if (a == null)
+        {
+            Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
+            return;
+        }
         ulong st = a.SampleType;
         var r = new ByteReader(rec, source, _big, _name) { Pos = 8 };
         if ((st & S_IDENTIFIER) != 0) r.U64("sample identifier");
