@@ -36,6 +36,15 @@ public sealed class PageState(ulong pfn)
 
     public PageState Clone() => (PageState)MemberwiseClone();
 
+    /// <summary>An allocation-free copy of the state (for "state before" evidence).</summary>
+    public PageView View() => new(Pfn, Alloc, Order, Anon, File, Mapcount, Memcg, PcgFlags, Attempt);
+
+    public override string ToString() => View().ToString();
+}
+
+/// <summary>A value copy of a <see cref="PageState"/>.</summary>
+public readonly record struct PageView(ulong Pfn, AllocState Alloc, int Order, bool? Anon, FileId? File, int? Mapcount, ulong? Memcg, ulong? PcgFlags, MigrationAttempt? Attempt)
+{
     public override string ToString()
     {
         var sb = new StringBuilder();
@@ -85,6 +94,8 @@ public sealed class MigrationAttempt
     /// <summary>State became unknown (data loss) during the attempt.</summary>
     public bool Tainted { get; set; }
     public bool Committed => CommitEvent != null;
+    /// <summary>Bits invariants may use to mark the attempt as handled (so their memory stays ∝ live attempts).</summary>
+    public uint Marks { get; set; }
 }
 
 /// <summary>An <c>mm_migrate_pages_start</c> … <c>mm_migrate_pages</c> window of one task.</summary>

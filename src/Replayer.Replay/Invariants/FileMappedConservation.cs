@@ -27,7 +27,7 @@ public sealed class FileMappedConservation : IInvariant
 
     sealed class Expect
     {
-        public required DomainEvent Event;
+        public DomainEvent Event = null!;
         public ulong Pfn, Ptr;
         public long Val;          // expected value from the fetched mapcount (0 = none expected)
         public long AltVal;       // an alternative accepted value (same as Val unless a caller widens it)
@@ -36,10 +36,19 @@ public sealed class FileMappedConservation : IInvariant
         public int Nr;
         public int Dir;
         public ulong? Memcg;
-        public string? Before;
+        public PageView? Before;
     }
 
     readonly Dictionary<int, Expect> _pending = [];
+    /// <summary>One reusable expectation per task (the hot path allocates nothing).</summary>
+    readonly Dictionary<int, Expect> _pool = [];
+
+    Expect Rent(DomainEvent e)
+    {
+        if (!_pool.TryGetValue(e.Pid, out var x)) _pool[e.Pid] = x = new Expect();
+        x.Event = e; x.Val = x.AltVal = 0; x.Racy = x.Optional = false;
+        return x;
+    }
     readonly HashSet<int> _seenPids = [];
     readonly HashSet<ulong> _memcgsWithFindings = [];
     /// <summary>memcgs with updates the local check could not pin down (large folios, skipped): no delta comparison.</summary>
@@ -76,7 +85,7 @@ public sealed class FileMappedConservation : IInvariant
         var st = page.HasPfn ? ctx.State.PageOrNull(page.Pfn) : null;
         anon ??= st?.Anon;
         if (anon == true) return;
-        var x = new Expect { Event = e, Pfn = page.Pfn, Ptr = page.Ptr, Nr = Math.Max(1, nr), Dir = dir, Memcg = page.Memcg, Before = st?.ToString() };
+        var x = Rent(e); x.Pfn = page.Pfn; x.Ptr = page.Ptr; x.Nr = Math.Max(1, nr); x.Dir = dir; x.Memcg = page.Memcg; x.Before = st?.View();
         if (anon == null || page.Mapping == 0 || nr != 1 || compound || page.Mapcount is not { } m) { x.Optional = true; x.Val = x.AltVal = dir; }
         else
         {
@@ -103,7 +112,7 @@ public sealed class FileMappedConservation : IInvariant
         if (x.Optional || x.Val == 0 || x.AltVal == 0) { if (!x.Optional) ctx.Checked(this); return; }
         ctx.Checked(this);
         Report(ctx, x.Event, $"mapcount {(x.Val > 0 ? "0→1" : "1→0")} of file page with no FILE_MAPPED {(x.Val > 0 ? "+1" : "−1")} (lruvec stat idx 18) for it",
-            x.Pfn, x.Memcg, [x.Event], x.Before);
+            x.Pfn, x.Memcg, [x.Event], x.Before?.ToString());
     }
 
     void OnStat(ReplayContext ctx, DomainEvent e, PageRef page, long val, ulong? memcg)
@@ -125,7 +134,7 @@ public sealed class FileMappedConservation : IInvariant
         if (!ok)
         {
             string want = x.Val == 0 ? "no FILE_MAPPED update (no 0↔1 mapcount transition)" : $"FILE_MAPPED {x.Val:+#;-#} for pfn 0x{x.Pfn:x}";
-            Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} for pfn 0x{page.Pfn:x} but the rmap call before it implies {want}", page.Pfn, memcg, [x.Event, e], x.Before);
+            Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} for pfn 0x{page.Pfn:x} but the rmap call before it implies {want}", page.Pfn, memcg, [x.Event, e], x.Before?.ToString());
             return;
         }
         // Sharp check: a −1 must go to the memcg that got the page's last +1.
