@@ -58,6 +58,7 @@ public static class FormatDetector
             if (t.StartsWith(Encoding.UTF8.GetBytes(TextTraceReader.SelfFormatPrefix))) return TraceFormat.TraceCmdReport;
             if (t[0] == (byte)'#') continue;
             if (t.StartsWith("CPU:"u8) && t.IndexOf("LOST"u8) > 0) { ftraceVotes++; continue; }
+            if (IsPerfWithoutCpu(t)) { perfVotes++; continue; }
             switch (ClassifyEventLine(line))
             {
                 case 1: ftraceVotes++; break;
@@ -111,11 +112,34 @@ public static class FormatDetector
         }
     }
 
+    /// <summary>"[comm] [tid] sec.frac: sys:event: ..." (perf script -F without cpu).</summary>
+    static bool IsPerfWithoutCpu(ReadOnlySpan<byte> t)
+    {
+        if (t.IndexOf(" ["u8) >= 0) return false;
+        int i = 0;
+        for (int k = 0; k < 3 && i < t.Length; k++)
+        {
+            int e = t[i..].IndexOf((byte)' ');
+            var tok = e < 0 ? t[i..] : t[i..(i + e)];
+            if (tok.IndexOf((byte)'.') > 0 && IsTs(tok))
+            {
+                var rest = t[(i + tok.Length)..].TrimStart((byte)' ');
+                int c = rest.IndexOf((byte)':');
+                int sp = rest.IndexOf((byte)' ');
+                return c > 0 && (sp < 0 || c < sp) && c + 1 < rest.Length && rest[c + 1] != (byte)' ' && rest[(c + 1)..].IndexOf((byte)':') > 0;
+            }
+            if (e < 0) break;
+            i += e + 1;
+            while (i < t.Length && t[i] == (byte)' ') i++;
+        }
+        return false;
+    }
+
     static bool IsTs(ReadOnlySpan<byte> tok)
     {
-        if (tok.Length < 3 || tok[^1] != (byte)':') return false;
+        if (tok.Length < 2 || tok[^1] != (byte)':') return false;
         int dot = tok.IndexOf((byte)'.');
-        if (dot <= 0) return false;
+        if (dot == 0) return false;
         for (int i = 0; i < tok.Length - 1; i++)
             if (i != dot && (uint)(tok[i] - '0') > 9) return false;
         return true;

@@ -103,10 +103,11 @@ public sealed class FtraceTextWriter : IDisposable
         sb.Clear();
         var comm = e.Comm;
         if (comm.Length < 16) sb.Append(' ', 16 - comm.Length);
-        sb.Append(comm).Append('-').Append(e.Pid.ToString(CultureInfo.InvariantCulture));
-        int pidLen = e.Pid.ToString(CultureInfo.InvariantCulture).Length;
-        if (pidLen < 7) sb.Append(' ', 7 - pidLen);
-        sb.Append(" [").Append(e.Cpu.ToString("D3", CultureInfo.InvariantCulture)).Append("] ");
+        // negative pid/cpu (unknown) are printed as their u32 so the columns stay digits
+        var pidText = ((uint)e.Pid).ToString(CultureInfo.InvariantCulture);
+        sb.Append(comm).Append('-').Append(pidText);
+        if (pidText.Length < 7) sb.Append(' ', 7 - pidText.Length);
+        sb.Append(" [").Append(e.Cpu >= 0 ? e.Cpu.ToString("D3", CultureInfo.InvariantCulture) : ((uint)e.Cpu).ToString(CultureInfo.InvariantCulture)).Append("] ");
         if (e.Flags != null) sb.Append(e.Flags).Append(' ');
         sb.Append(TraceEvent.FormatTimestamp(e.Timestamp)).Append(": ").Append(e.Name).Append(':');
         int payloadStart = sb.Length + 1;
@@ -122,6 +123,13 @@ public sealed class FtraceTextWriter : IDisposable
                 LossyEvents++;
         }
         _ = payloadStart;
+        // a newline inside a value would break the line structure: escape it (the event is counted as lossy)
+        for (int i = 0; i < sb.Length; i++)
+            if (sb[i] is '\n' or '\r')
+            {
+                sb.Replace("\r", "\\r").Replace("\n", "\\n");
+                break;
+            }
         sb.Append('\n');
         _out.Write(sb);
         Events++;

@@ -18,12 +18,13 @@ public sealed class TextTraceReader : ITraceReader
 
     /// <summary>Prefix of the comment lines by which Replayer's own text writer describes its print formats.</summary>
     public const string SelfFormatPrefix = "# replayer:format ";
+    static readonly byte[] SelfFormatPrefixBytes = Encoding.UTF8.GetBytes(SelfFormatPrefix);
 
     readonly LineSource _lines;
     readonly SchemaRegistry _registry;
     readonly TraceOpenOptions _options;
     readonly Utf8Interner _interner = new();
-    readonly Utf8Interner _valueInterner = new(1 << 15, 48);
+    readonly Utf8Interner _valueInterner = new(1 << 15, 160);
     readonly Utf8Map<NameInfo> _names = new(4096);
     long _lastTs;
     bool _ended;
@@ -60,6 +61,13 @@ public sealed class TextTraceReader : ITraceReader
         while (_lines.TryReadLine(out var line))
         {
             Stats.Lines++;
+            if (!_lines.LineTerminated && line.Trim((byte)' ').Length > 0 && line.TrimStart((byte)' ')[0] != (byte)'#')
+            {
+                // The input stops in the middle of a line (every writer of these formats ends lines with '\n'):
+                // the line may be cut inside a value, so it is not trusted. A clean end, counted.
+                Stats.Add("truncated_last_line", StatSeverity.DataLoss);
+                break;
+            }
             var ev = ParseLine(line, out bool skip);
             if (ev != null)
             {
@@ -68,12 +76,6 @@ public sealed class TextTraceReader : ITraceReader
                 return ev;
             }
             if (skip) continue;
-            if (!_lines.LineTerminated)
-            {
-                // the input stops in the middle of a line: a clean end, counted
-                Stats.Add("truncated_last_line", StatSeverity.DataLoss);
-                break;
-            }
             Stats.UnparsedLines++;
             if (_options.Strict)
                 TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, _why, Encoding.UTF8.GetString(line));
@@ -121,7 +123,7 @@ public sealed class TextTraceReader : ITraceReader
 
     void HeaderComment(ReadOnlySpan<byte> t)
     {
-        if (t.StartsWith(Encoding.UTF8.GetBytes(SelfFormatPrefix)))
+        if (t.StartsWith(SelfFormatPrefixBytes))
         {
             RegisterSelfFormat(Encoding.UTF8.GetString(t[SelfFormatPrefix.Length..]));
             return;
@@ -246,10 +248,19 @@ public sealed class TextTraceReader : ITraceReader
     static bool TryParseTimestamp(ReadOnlySpan<byte> tok, out long ns)
     {
         ns = 0;
-        if (tok.Length < 3 || tok[^1] != (byte)':') return false;
+        if (tok.Length < 2 || tok[^1] != (byte)':') return false;
         tok = tok[..^1];
         int dot = tok.IndexOf((byte)'.');
-        if (dot <= 0 || dot == tok.Length - 1 || tok.Length - dot - 1 > 9 || dot > 10) return false;
+        if (dot < 0)
+        {
+            // non-nanosecond trace clocks (counter, x86-tsc, local with ns off) print a bare integer
+            if (tok.Length > 19) return false;
+            long v = 0;
+            foreach (var b in tok) { if (!IsDigit(b)) return false; v = v * 10 + (b - '0'); }
+            ns = v;
+            return true;
+        }
+        if (dot == 0 || dot == tok.Length - 1 || tok.Length - dot - 1 > 9 || dot > 10) return false;
         long sec = 0;
         for (int k = 0; k < dot; k++)
         {
@@ -283,15 +294,28 @@ public sealed class TextTraceReader : ITraceReader
         while (true)
         {
             int b = line[from..].IndexOf(" ["u8);
-            if (b < 0) { _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line"; return null; }
+            if (b < 0)
+            {
+                // perf script -F without cpu: "comm tid ts: event: ..." or "ts: event: ..."
+                if (Format == TraceFormat.PerfScript && from == 0 && FindPerfTimestamp(line, out bracket, out ts, out after))
+                {
+                    cpu = -1;
+                    Stats.Add("events_without_cpu", StatSeverity.Info);
+                    break;
+                }
+                _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line";
+                return null;
+            }
             b += from;
             from = b + 1;
             int j = b + 2, ds = j;
             while (j < line.Length && IsDigit(line[j])) j++;
-            if (j == ds || j - ds > 6 || j >= line.Length || line[j] != (byte)']') continue;
+            if (j == ds || j - ds > 10 || j >= line.Length || line[j] != (byte)']') continue;
             if (j + 1 < line.Length && line[j + 1] != (byte)' ') continue;
-            cpu = 0;
-            for (int k = ds; k < j; k++) cpu = cpu * 10 + (line[k] - '0');
+            long cpuv = 0;
+            for (int k = ds; k < j; k++) cpuv = cpuv * 10 + (line[k] - '0');
+            if (cpuv > uint.MaxValue) continue;
+            cpu = unchecked((int)(uint)cpuv); // Replayer's writer prints an unknown cpu (-1) as its u32
             int k1 = SkipBlanks(line, j + 1);
             int e1 = TokenEnd(line, k1);
             flags = default;
@@ -318,11 +342,16 @@ public sealed class TextTraceReader : ITraceReader
         }
         int pe = head.Length, ps = pe;
         while (ps > 0 && IsDigit(head[ps - 1])) ps--;
-        if (ps == pe || ps == 0 || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
-        int pid = int.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture);
-        byte sep = head[ps - 1];
+        bool perf = Format == TraceFormat.PerfScript;
+        if (perf && head.Trim((byte)' ').Length == 0) { ps = 0; pe = 0; }
+        else if (ps == pe || (ps == 0 && !perf) || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
+        long pidv = pe > ps ? long.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture) : -1;
+        if (pidv > uint.MaxValue) { _why = "a PID before [CPU]"; return null; }
+        int pid = pidv < 0 ? -1 : unchecked((int)(uint)pidv); // Replayer's writer prints a negative pid as its u32
+        byte sep = ps > 0 ? head[ps - 1] : (byte)' ';
         ReadOnlySpan<byte> comm;
-        if (sep == (byte)'-')
+        if (ps == 0) comm = default;
+        else if (sep == (byte)'-')
         {
             comm = head[..(ps - 1)];
             if (ps >= 2 && head[ps - 2] == (byte)'-' && comm.Length > 0) { } // "comm--1"? keep
@@ -396,6 +425,23 @@ public sealed class TextTraceReader : ITraceReader
             Source = _lines.LineNumber,
             Flags = flags.Length == 0 ? null : _interner.Get(flags),
         };
+    }
+
+    /// <summary>The first "sec.frac:" token of a line (perf script without the cpu column).</summary>
+    static bool FindPerfTimestamp(ReadOnlySpan<byte> line, out int start, out long ts, out int end)
+    {
+        int i = SkipBlanks(line, 0);
+        while (i < line.Length)
+        {
+            int e = TokenEnd(line, i);
+            var tok = line[i..e];
+            if (tok.IndexOf((byte)'.') > 0 && TryParseTimestamp(tok, out ts)) { start = i; end = e; return true; }
+            if (tok.Length > 0 && tok[^1] == (byte)':') break; // an event name: no timestamp before it
+            i = SkipBlanks(line, e);
+        }
+        start = end = 0;
+        ts = 0;
+        return false;
     }
 
     /// <summary>perf script -F ip,sym adds " ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])".</summary>

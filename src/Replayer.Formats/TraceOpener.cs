@@ -32,6 +32,7 @@ public static class TraceOpener
         string source = options.SourceName ?? path ?? "<stream>";
         var capture = options.Capture ?? CaptureContext.None;
         var (plain, prefix, layers) = InputStreams.Decode(stream, source);
+        if (prefix.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) prefix = prefix[3..]; // UTF-8 byte order mark
         var format = FormatDetector.Detect(prefix);
         switch (format)
         {

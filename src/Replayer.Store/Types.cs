@@ -113,7 +113,7 @@ public sealed class WrongExpectedVersionException : Exception
 }
 
 /// <summary>The store's files or tables are damaged or not what this version writes.</summary>
-public sealed class StoreCorruptException(string message) : Exception(message);
+public sealed class StoreCorruptException(string message) : IOException(message);
 
 /// <summary>Another process holds the store's writer lock.</summary>
 public sealed class StoreLockedException(string message) : IOException(message);

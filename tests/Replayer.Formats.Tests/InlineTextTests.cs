@@ -32,6 +32,54 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Perf_script_field_selections_without_cpu_or_comm()
+    {
+        using var r = OpenText("           migwl   565    68.301415: rt:migrate_mapping_ret: (ffffffff9992f2a0 <- ffffffff99930e24) ret=0\n" +
+                               "    68.301416: kmem:mm_page_free: page=0x5fb5a pfn=0x5fb5a order=0\n" +
+                               "   565 [001]    68.301417: kmem:mm_page_free: page=0x5fb5a pfn=0x5fb5b order=0\n", strict: true);
+        Assert.Equal(TraceFormat.PerfScript, r.Format);
+        var evs = ReadAll(r);
+        Assert.Equal([("migwl", 565, -1), ("", -1, -1), ("", 565, 1)], evs.Select(e => (e.Comm, e.Pid, e.Cpu)));
+        Assert.Equal("ffffffff9992f2a0 <- ffffffff99930e24", evs[0].Probe);
+        Assert.Equal(68_301_416_000L, evs[1].Timestamp);
+        Assert.Equal(0x5fb5bUL, evs[2].U64("pfn"));
+    }
+
+    [Fact]
+    public void Text_writer_keeps_unknown_cpu_and_pid_and_comms_ending_in_a_dash()
+    {
+        var events = new[]
+        {
+            new TraceEvent { Timestamp = 5, Cpu = -1, Pid = -1, Comm = "", Name = "kmem:mm_page_free", Fields = [EventField.U64("page", 1, FieldStyle.Pointer), EventField.U64("pfn", 2, FieldStyle.Hex), EventField.S64("order", 0)] },
+            new TraceEvent { Timestamp = 6, Cpu = 2, Pid = 5, Comm = "ab-", Name = "x:y", Fields = [EventField.Str("s", "v w"), EventField.S64("n", -3)] },
+            new TraceEvent { Timestamp = 7, Cpu = 3, Pid = -1, Comm = "cd--", Name = "x:y", Fields = [EventField.Str("s", ""), EventField.S64("n", 0)], Probe = "f+0x0/0x10" },
+        };
+        var ms = new MemoryStream();
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true)) foreach (var e in events) w.Write(e);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        Assert.Equal(events, ReadAll(r));
+    }
+
+    [Fact]
+    public void Text_writer_escapes_newlines_in_values_and_counts_the_event_as_lossy()
+    {
+        var ms = new MemoryStream();
+        long lossy;
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true))
+        {
+            w.Write(new TraceEvent { Timestamp = 1000, Comm = "a", Pid = 1, Name = "ftrace:print", Fields = [EventField.Str("ip", "tracing_mark_write"), EventField.Str("buf", "two\nlines")] });
+            w.Write(new TraceEvent { Timestamp = 2000, Comm = "a", Pid = 1, Name = "ftrace:print", Fields = [EventField.Str("ip", "tracing_mark_write"), EventField.Str("buf", "one line")] });
+            lossy = w.LossyEvents;
+        }
+        Assert.Equal(1, lossy);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        var evs = ReadAll(r);
+        Assert.Equal(["two\\nlines", "one line"], evs.Select(e => e.Str("buf")));
+    }
+
+    [Fact]
     public void Irq_info_column_on_and_off_give_the_same_fields()
     {
         var on = ReadText(FtraceHeader + "           migwl-401     [000] dN.2.    25.368709: mm_lru_insertion: folio=ffd92987810ecc00 pfn=0x43b30 lru=2 flags= f  d \n");
@@ -55,6 +103,23 @@ public class InlineTextTests
         Assert.Equal(5123_456_789_012L, e.Timestamp);
         Assert.Equal("GFP_KERNEL", e.Str("gfp_flags"));
         Assert.Equal(-1L + 2, e.S64("order"));
+    }
+
+    [Fact]
+    public void Byte_order_mark_and_crlf_line_ends_are_accepted()
+    {
+        var bytes = new byte[] { 0xEF, 0xBB, 0xBF }.Concat(Encoding.UTF8.GetBytes(FtraceHeader.Replace("\n", "\r\n") +
+            "           migwl-401     [000] .....    25.000001: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\r\n")).ToArray();
+        using var r = TraceOpener.Open(new MemoryStream(bytes), new TraceOpenOptions { Strict = true });
+        Assert.Equal(TraceFormat.FtraceText, r.Format);
+        Assert.Equal(0UL, Assert.Single(ReadAll(r)).U64("order"));
+    }
+
+    [Fact]
+    public void Counter_clock_integer_timestamps()
+    {
+        var evs = ReadText("# tracer: nop\n            bash-1977  [000] ....  123456789012: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");
+        Assert.Equal(123456789012L, Assert.Single(evs).Timestamp);
     }
 
     [Fact]

@@ -4,7 +4,7 @@ namespace Replayer.Gen;
 
 public static class GenMain
 {
-    const string Usage = "usage: replayer-gen <scenario> [--seed N] -o DIR   |   replayer-gen --list";
+    const string Usage = "usage: replayer-gen <scenario> [--seed N] [--scale K] -o DIR   |   replayer-gen --list";
 
     public static int Run(string[] args)
     {
@@ -15,6 +15,7 @@ public static class GenMain
         }
         string? scenario = null, outDir = null;
         ulong seed = 1;
+        int scale = 1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -22,6 +23,10 @@ public static class GenMain
                 case "--seed" when i + 1 < args.Length:
                     if (!ulong.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out seed))
                     { Console.Error.WriteLine("replayer-gen: --seed expects a non-negative integer, found '" + args[i] + "'"); return 2; }
+                    break;
+                case "--scale" when i + 1 < args.Length:
+                    if (!int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out scale) || scale < 1)
+                    { Console.Error.WriteLine("replayer-gen: --scale expects a positive integer, found '" + args[i] + "'"); return 2; }
                     break;
                 case "-o" or "--out" when i + 1 < args.Length:
                     outDir = args[++i];
@@ -39,7 +44,7 @@ public static class GenMain
             Console.Error.WriteLine("replayer-gen: unknown scenario '" + scenario + "'; known: " + string.Join(", ", Scenarios.All.Select(s => s.Name)));
             return 2;
         }
-        var r = Scenarios.Generate(spec, seed);
+        var r = Scenarios.Generate(spec, seed, scale);
         Output.WriteFolder(r, outDir);
         Console.WriteLine($"{spec.Name} seed {seed} ({spec.Model.Name}): {r.Events.Count} events, {r.Findings.Count} expected findings -> {outDir}");
         return 0;

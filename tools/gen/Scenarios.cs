@@ -41,11 +41,14 @@ public static class Scenarios
 
     public static ScenarioSpec? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 
-    public static GenResult Generate(string name, ulong seed) =>
-        Generate(Find(name) ?? throw new ArgumentException("unknown scenario '" + name + "'", nameof(name)), seed);
+    public static GenResult Generate(string name, ulong seed, int scale = 1) =>
+        Generate(Find(name) ?? throw new ArgumentException("unknown scenario '" + name + "'", nameof(name)), seed, scale);
 
-    public static GenResult Generate(ScenarioSpec spec, ulong seed)
+    /// <summary>Runs one scenario. <paramref name="scale"/> multiplies the pages and the tasks' operations
+    /// (for benchmarks); scale 1 is the small default the tests and committed captures use.</summary>
+    public static GenResult Generate(ScenarioSpec spec, ulong seed, int scale = 1)
     {
+        if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), "scale must be >= 1");
         var rng = new Rng(seed * 0x100000001B3UL + (ulong)spec.Name.Length);
         var memA = new Memcg("A", 0xffff88003e4a1000UL);
         var memB = new Memcg("B", 0xffff88003e4a5800UL);
@@ -55,14 +58,17 @@ public static class Scenarios
         long start = 1000_000_000_000L + rng.Range(0, 999_999) * 1000L;
         var k = new Kernel(spec.Model, rng, owner, start, firstPfn: 0x1a200UL + (ulong)rng.Int(0x100), firstNewPfn: 0x3e800UL + (ulong)rng.Int(0x100));
         k.Tasks.AddRange([owner, child]);
+        // migrate_pages stops at the first -ENOMEM (failed allocation or charge): keep their expected number per run constant
+        var plan = new FailurePlan();
+        k.Failures = plan with { AllocFail = plan.AllocFail / scale, ChargeFail = plan.ChargeFail / scale };
         var file = new FileObj(0xffff88003c81a6d8UL);
 
         // ---- setup: everything the checker needs to know is in the trace
         k.Mark("migwl: setup begin");
-        int nFile = rng.Range(spec.FilePages.Min, spec.FilePages.Max);
-        int nAnon = rng.Range(spec.AnonPages.Min, spec.AnonPages.Max);
-        int nSwap = rng.Range(spec.SwapCachePages.Min, spec.SwapCachePages.Max);
-        int nRa = rng.Range(spec.ReadaheadPages.Min, spec.ReadaheadPages.Max);
+        int nFile = rng.Range(spec.FilePages.Min * scale, spec.FilePages.Max * scale);
+        int nAnon = rng.Range(spec.AnonPages.Min * scale, spec.AnonPages.Max * scale);
+        int nSwap = rng.Range(spec.SwapCachePages.Min * scale, spec.SwapCachePages.Max * scale);
+        int nRa = rng.Range(spec.ReadaheadPages.Min * scale, spec.ReadaheadPages.Max * scale);
         var candidates = new List<Page>();
         if (nFile > 0)
         {
@@ -110,10 +116,10 @@ public static class Scenarios
         var procs = new List<(SimTask, IEnumerable<Func<bool>?>)>
         {
             (migrator, Migrator(k, migrating, spec.KernelMigrator, migrator)),
-            (owner, Worker(k, owner, file, nFile, anonTotal, spec.ExitChance)),
+            (owner, Worker(k, owner, file, nFile, anonTotal, spec.ExitChance, scale)),
         };
-        if (nFile > 0) procs.Add((child, Worker(k, child, file, nFile, 0, spec.ExitChance)));
-        k.Run(procs);
+        if (nFile > 0) procs.Add((child, Worker(k, child, file, nFile, 0, spec.ExitChance, scale)));
+        k.Run(procs, maxSteps: 100_000 * scale);
         k.Current = migrator;
         k.Mark("migwl: done");
         return new GenResult(spec.Name, seed, spec.Model.Name, spec.Model.Release, k.Events, k.Findings);
@@ -127,10 +133,10 @@ public static class Scenarios
     }
 
     /// <summary>Random faults, munmaps and maybe an exit, with think time between them.</summary>
-    static IEnumerable<Func<bool>?> Worker(Kernel k, SimTask t, FileObj file, int nFile, int nAnon, double exitChance)
+    static IEnumerable<Func<bool>?> Worker(Kernel k, SimTask t, FileObj file, int nFile, int nAnon, double exitChance, int scale)
     {
         var rng = k.Rng;
-        int ops = rng.Range(2, 6);
+        int ops = rng.Range(2 * scale, 6 * scale);
         int exitAt = rng.Chance(exitChance) ? rng.Int(ops + 1) : -1;
         for (int op = 0; op <= ops && t.Alive; op++)
         {

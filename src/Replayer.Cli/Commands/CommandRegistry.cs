@@ -12,5 +12,8 @@ public static class CommandRegistry
         yield return CheckCommand.Create();
         yield return StateCommand.Create();
         yield return HistoryCommand.Create();
+        yield return IngestCommand.Create();
+        yield return LsCommand.Create();
+        yield return StoreCommand.Create();
     }
 }

@@ -94,6 +94,9 @@ public sealed class EventDecoder
         public required Conversion[] Convs;
         public required PrintExpr[] Args;
         public required string[] Between; // literal text between consecutive conversions of a joined field
+        public string? StatName;
+        /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
+        public RecordField? Direct;
         public FieldType Type;
         public FieldStyle Style;
     }
@@ -144,7 +147,10 @@ public sealed class EventDecoder
                 a[k] = ci + k < args.Length ? args[ci + k] : new PrintExpr.UnknownExpr("missing argument");
                 if (k > 0) between[k - 1] = parts.Literals[ci + k];
             }
-            printed.Add(new Printed { Name = tf.Name, Convs = convs, Args = a, Between = between, Type = n == 1 ? tf.Type : FieldType.Str, Style = tf.Style });
+            var pr = new Printed { Name = tf.Name, Convs = convs, Args = a, Between = between, Type = n == 1 ? tf.Type : FieldType.Str, Style = tf.Style };
+            if (n == 1 && a[0] is PrintExpr.FieldRef { Field.IsScalar: true } fr && pr.Type is FieldType.U64 or FieldType.S64 && convs[0].Conv is 'd' or 'i' or 'u' or 'x' or 'X' or 'p' && convs[0].Ext.Length == 0)
+                pr.Direct = fr.Field;
+            printed.Add(pr);
             ci += n;
         }
         _printed = printed.ToArray();
@@ -216,11 +222,24 @@ public sealed class EventDecoder
         int n = 0;
         foreach (var p in printed)
         {
+            if (p.Direct is { } df)
+            {
+                // REC->field printed as an integer: read it straight from the record.
+                var rec = ctx.Record;
+                if (df.Offset + df.Size <= rec.Length)
+                {
+                    ulong raw = Endian.Read(rec.Slice(df.Offset, df.Size), df.Size, ctx.BigEndian);
+                    if (df.Signed) raw = unchecked((ulong)Endian.SignExtend(raw, df.Size));
+                    var c0 = p.Convs[0];
+                    result[n++] = p.Type == FieldType.S64 ? EventField.S64(p.Name, ToSigned(raw, c0)) : EventField.U64(p.Name, ToUnsigned(raw, c0), p.Style);
+                    continue;
+                }
+            }
             if (p.Convs.Length == 1)
             {
                 var v = p.Args[0].Eval(ctx);
                 var c = p.Convs[0];
-                if (v.Kind == ValueKind.Unknown) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                if (v.Kind == ValueKind.Unknown) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
                 switch (p.Type)
                 {
                     case FieldType.S64 when v.IsInt:
@@ -243,7 +262,7 @@ public sealed class EventDecoder
                     if (v.Kind == ValueKind.Unknown) { ok = false; break; }
                     sb.Append(FormatOne(v, p.Convs[k], syms));
                 }
-                if (!ok) { stats.Add("binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
+                if (!ok) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
                 result[n++] = EventField.Str(p.Name, string.Intern(sb.ToString()));
             }
         }
@@ -301,6 +320,10 @@ public sealed class EventDecoder
     }
 
     public const string UnknownMark = "<?>";
+
+    /// <summary>True when a conversion prints a symbol (<c>%ps</c>, <c>%pS</c>): kallsyms is needed.</summary>
+    public bool UsesSymbols => _usesSymbols ??= _parts.Conversions.Any(c => c.Conv == 'p' && c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F');
+    bool? _usesSymbols;
 
     public bool IsProbe => _probeIp != null || _probeFunc != null;
 

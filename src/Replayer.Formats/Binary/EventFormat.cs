@@ -20,6 +20,11 @@ public sealed class RecordField
     public int ArrayLength { get; init; }
     public bool IsString => Type.StartsWith("char", StringComparison.Ordinal) && (IsArray || DataLoc || RelLoc)
         || (DataLoc || RelLoc) && Type.Contains("char", StringComparison.Ordinal);
+    /// <summary>A plain integer field read directly (not an array, string or dynamic location).</summary>
+    public bool IsScalar => _scalar ??= !DataLoc && !RelLoc && !IsArray && Size is > 0 and <= 8;
+    bool? _scalar;
+    public bool IsPointer => _pointer ??= Type.Contains('*');
+    bool? _pointer;
     public int ElementSize => IsArray && ArrayLength > 0 ? Math.Max(1, Size / ArrayLength) : Size;
 }
 
@@ -63,7 +68,7 @@ public sealed class EventFormat
         {
             throw new TraceInputException(source, 0, offset, e.Expected + $" (format file line {e.Line})", e.Found);
         }
-        if (sf.Id < 0) TraceInputException.ThrowAtOffset(source, offset, "event format with an ID: line", "none for " + sf.Name);
+        if (sf.Id < 0) TraceInputException.ThrowAtOffset(source, offset, "event format with an ID: line", "none for " + TraceInputException.Excerpt(sf.Name, 40));
         // __rel_loc offsets are relative to the end of the field; the schema folds them into data_loc.
         var relLoc = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in text.Split('\n'))

@@ -9,57 +9,63 @@ namespace Replayer.Formats.Binary;
 public sealed class Kallsyms
 {
     readonly ulong[] _addr;
-    readonly string[] _name;
-    readonly Dictionary<string, ulong> _byName;
+    readonly int[] _nameOff;
+    readonly byte[] _text;
     readonly Dictionary<ulong, string> _cacheSized = new(), _cacheBare = new();
 
     public int Count => _addr.Length;
 
-    Kallsyms(ulong[] addr, string[] name, Dictionary<string, ulong> byName)
+    Kallsyms(ulong[] addr, int[] nameOff, byte[] text)
     {
         _addr = addr;
-        _name = name;
-        _byName = byName;
+        _nameOff = nameOff;
+        _text = text;
     }
 
     /// <summary>Parses kallsyms text (<c>addr type name [module]</c> per line). Malformed lines are skipped
     /// and counted in <paramref name="badLines"/>; returns null when no symbol has a non-zero address
-    /// (kptr_restrict hides them all).</summary>
+    /// (kptr_restrict hides them all). Names are kept as offsets into the text until asked for.</summary>
     public static Kallsyms? Parse(ReadOnlySpan<byte> text, out int badLines)
     {
         badLines = 0;
-        var list = new List<(ulong Addr, string Name)>();
-        var byName = new Dictionary<string, ulong>(StringComparer.Ordinal);
-        while (text.Length > 0)
+        var copy = text.ToArray();
+        var addrs = new List<ulong>(copy.Length / 40);
+        var offs = new List<int>(copy.Length / 40);
+        int pos = 0;
+        while (pos < copy.Length)
         {
-            int nl = text.IndexOf((byte)'\n');
-            var line = nl < 0 ? text : text[..nl];
-            text = nl < 0 ? default : text[(nl + 1)..];
+            int nl = Array.IndexOf(copy, (byte)'\n', pos);
+            int end = nl < 0 ? copy.Length : nl;
+            var line = copy.AsSpan(pos, end - pos);
+            int lineStart = pos;
+            pos = end + 1;
             if (line.Length == 0) continue;
-            int sp1 = line.IndexOf((byte)' ');
-            if (sp1 <= 0 || !ulong.TryParse(System.Text.Encoding.ASCII.GetString(line[..sp1]), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong addr))
+            if (!System.Buffers.Text.Utf8Parser.TryParse(line, out ulong addr, out int used, 'x') || used >= line.Length - 3
+                || line[used] != (byte)' ' || line[used + 2] != (byte)' ')
             { badLines++; continue; }
-            var rest = line[(sp1 + 1)..];
-            if (rest.Length < 3 || rest[1] != (byte)' ') { badLines++; continue; }
-            char type = (char)rest[0];
-            var nameSpan = rest[2..];
-            int end = nameSpan.IndexOfAny((byte)'\t', (byte)' ');
-            if (end >= 0) nameSpan = nameSpan[..end];
-            if (nameSpan.Length == 0) { badLines++; continue; }
-            string name = System.Text.Encoding.UTF8.GetString(nameSpan);
-            byName.TryAdd(name, addr);
+            char type = (char)line[used + 1];
+            int nameAt = used + 3;
+            if (nameAt >= line.Length || line[nameAt] is (byte)' ' or (byte)'\t') { badLines++; continue; }
             if (addr == 0) continue;
-            // Sizes come from the next symbol of any kind, as the kernel's own lookup does for text.
             if (type is 't' or 'T' or 'w' or 'W' or 'd' or 'D' or 'b' or 'B' or 'r' or 'R' or 'a' or 'A' or 'v' or 'V')
-                list.Add((addr, name));
+            {
+                addrs.Add(addr);
+                offs.Add(lineStart + nameAt);
+            }
         }
-        if (list.Count == 0) return null;
-        list.Sort((a, b) => a.Addr.CompareTo(b.Addr));
-        return new Kallsyms(list.Select(x => x.Addr).ToArray(), list.Select(x => x.Name).ToArray(), byName);
+        if (addrs.Count == 0) return null;
+        var a = addrs.ToArray();
+        var o = offs.ToArray();
+        Array.Sort(a, o);
+        return new Kallsyms(a, o, copy);
     }
 
-    /// <summary>Address of a symbol (not its value).</summary>
-    public bool TryGetAddress(string name, out ulong addr) => _byName.TryGetValue(name, out addr);
+    string NameAt(int i)
+    {
+        int st = _nameOff[i], e = st;
+        while (e < _text.Length && _text[e] is not ((byte)'\n' or (byte)' ' or (byte)'\t')) e++;
+        return System.Text.Encoding.UTF8.GetString(_text, st, e - st);
+    }
 
     /// <summary><c>func+0xoff/0xsize</c> (or <c>func</c> when <paramref name="withOffset"/> is false), or null.</summary>
     public string? Describe(ulong addr, bool withOffset)
@@ -77,8 +83,8 @@ public sealed class Kallsyms
         if (next >= _addr.Length) return null; // past the last symbol: size unknown
         ulong off = addr - _addr[i], size = _addr[next] - _addr[i];
         string s = withOffset
-            ? string.Intern($"{_name[i]}+0x{off:x}/0x{size:x}")
-            : string.Intern(_name[i]);
+            ? string.Intern($"{NameAt(i)}+0x{off:x}/0x{size:x}")
+            : string.Intern(NameAt(i));
         lock (cache)
             if (cache.Count < 1 << 16) cache[addr] = s;
         return s;

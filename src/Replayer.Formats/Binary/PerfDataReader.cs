@@ -162,7 +162,9 @@ public sealed class PerfDataReader : ITraceReader
         long attrsOff = r.Size64("attrs offset"), attrsSize = r.Size64("attrs size");
         long dataOff = r.Size64("data offset"), dataSize = r.Size64("data size");
         r.Skip(16, "event_types section");
-        var feat = r.Bytes(32, "feature bitmap").ToArray();
+        // The feature bitmap is an array of u64 words in the file's byte order.
+        var feat = new ulong[4];
+        for (int w = 0; w < 4; w++) feat[w] = r.U64("feature bitmap");
         if (dataOff > Length || dataSize > Length - dataOff)
             TraceInputException.ThrowAtOffset(_name, 40, "data section inside the file", $"{dataSize} bytes at {dataOff} (file {Length})");
         _pos = dataOff;
@@ -194,7 +196,7 @@ public sealed class PerfDataReader : ITraceReader
         long fpos = _dataEnd;
         for (int bit = 0; bit < 256; bit++)
         {
-            if ((feat[bit / 8] & (1 << (bit % 8))) == 0 || bit == 0) continue;
+            if ((feat[bit / 64] & (1UL << (bit % 64))) == 0 || bit == 0) continue;
             var sec = ReadAt(fpos, 16, "feature section table");
             fpos += 16;
             var sr = new ByteReader(sec, fpos - 16, _big, _name);
@@ -456,9 +458,18 @@ public sealed class PerfDataReader : ITraceReader
                 if (!_pipe && padded > _dataEnd - _pos)
                     TraceInputException.ThrowAtOffset(_name, source, "tracing data inside the data section", padded + " bytes");
                 if (padded > 1L << 30) TraceInputException.ThrowAtOffset(_name, source, "tracing data under 1 GiB", padded + " bytes");
-                var data = new byte[padded];
                 if (!_pipe) _in.Position = _pos;
-                if (ReadSome(data, (int)padded) < padded) TraceInputException.ThrowAtOffset(_name, _pos, $"{padded} bytes of tracing data", "end of input");
+                // Read in pieces: a pipe cannot tell in advance whether the declared size is really there.
+                var ms = new MemoryStream();
+                var piece = new byte[1 << 16];
+                while (ms.Length < padded)
+                {
+                    int want = (int)Math.Min(piece.Length, padded - ms.Length);
+                    int got = ReadSome(piece, want);
+                    ms.Write(piece, 0, got);
+                    if (got < want) TraceInputException.ThrowAtOffset(_name, _pos, $"{padded} bytes of tracing data", ms.Length + " bytes before the end of input");
+                }
+                var data = ms.GetBuffer();
                 long at = _pos;
                 _pos += padded;
                 Feature(1, data.AsSpan(0, (int)size).ToArray(), at);

@@ -86,6 +86,13 @@ public abstract class PrintExpr
 
         public static PrintValue Read(RecordField f, ReadOnlySpan<byte> rec, bool big)
         {
+            if (f.IsScalar)
+            {
+                if (f.Offset + f.Size > rec.Length) return PrintValue.Unknown;
+                ulong sv = Endian.Read(rec.Slice(f.Offset, f.Size), f.Size, big);
+                if (f.Signed) sv = unchecked((ulong)Endian.SignExtend(sv, f.Size));
+                return new PrintValue(sv, f.Signed, f.IsPointer ? 1 : 0);
+            }
             if (f.DataLoc || f.RelLoc || f.IsArray)
             {
                 if (f.IsString) return new PrintValue(ReadString(f, rec, big));

@@ -55,7 +55,20 @@ public sealed class TraceDatReader : ITraceReader
     public string SourceName => _src.Name;
     public CaptureHeader Header { get; } = new();
     public ReadStats Stats { get; } = new();
-    public Kallsyms? Kallsyms => _kallsyms;
+    public Kallsyms? Kallsyms
+    {
+        get
+        {
+            if (_kallsymsData != null)
+            {
+                _kallsyms = Kallsyms.Parse(_kallsymsData, out int bad);
+                if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
+                _kallsymsData = null;
+            }
+            return _kallsyms;
+        }
+    }
+    byte[]? _kallsymsData;
     /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
     public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
@@ -231,11 +244,11 @@ public sealed class TraceDatReader : ITraceReader
         for (long s = 0; s < systems; s++)
         {
             string sys = CStringAt(ref pos, "event system name", 256);
-            long count = SizeAt(pos, 4, "event count of " + sys, 1 << 20); pos += 4;
+            long count = SizeAt(pos, 4, "event count of system " + TraceInputException.Excerpt(sys, 40), 1 << 20); pos += 4;
             for (long i = 0; i < count; i++)
             {
                 long n = SizeAt(pos, 8, "event format size", end - pos - 8); pos += 8;
-                AddFormat(_src.ReadBytes(pos, n, "event format of " + sys), sys, pos);
+                AddFormat(_src.ReadBytes(pos, n, "event format of system " + TraceInputException.Excerpt(sys, 40)), sys, pos);
                 pos += n;
             }
         }
@@ -262,12 +275,12 @@ public sealed class TraceDatReader : ITraceReader
         for (uint s = 0; s < systems; s++)
         {
             string sys = r.CString("event system name");
-            uint count = r.U32("event count of " + sys);
+            uint count = r.U32("event count of system " + TraceInputException.Excerpt(sys, 40));
             for (uint i = 0; i < count; i++)
             {
                 long n = r.Size64("event format size");
                 long fat = r.Offset;
-                AddFormat(r.Bytes(n, "event format of " + sys).ToArray(), sys, fat);
+                AddFormat(r.Bytes(n, "event format of system " + TraceInputException.Excerpt(sys, 40)).ToArray(), sys, fat);
             }
         }
     }
@@ -291,8 +304,8 @@ public sealed class TraceDatReader : ITraceReader
     {
         Header.Properties["kallsyms.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
         if (data.Length == 0) return;
-        _kallsyms = Kallsyms.Parse(data, out int bad);
-        if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
+        // Parsed on first use: only kprobe locations and %pS need it, and it is megabytes of text.
+        _kallsymsData = data;
     }
 
     void LoadCmdlines(byte[] data)
@@ -609,7 +622,7 @@ public sealed class TraceDatReader : ITraceReader
         _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
-        if (_opt.RenderText) LastRendered = dec.Render(_ctx, _kallsyms);
+        if (_opt.RenderText) LastRendered = dec.Render(_ctx, dec.UsesSymbols ? Kallsyms : null);
         return new TraceEvent
         {
             Timestamp = ts,
@@ -617,8 +630,8 @@ public sealed class TraceDatReader : ITraceReader
             Pid = pid,
             Comm = Comm(pid),
             Name = dec.Name,
-            Fields = dec.Fields(_ctx, Stats, _kallsyms),
-            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
+            Fields = dec.Fields(_ctx, Stats, dec.UsesSymbols ? Kallsyms : null),
+            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? Kallsyms : null) : null,
             Flags = dec.IrqFlags(rec),
             Source = s.RecordPosition,
         };
@@ -631,4 +644,7 @@ public sealed class TraceDatReader : ITraceReader
     }
 
     public void Dispose() => _src.Dispose();
+
+    /// <summary>For benchmarks: the per-CPU record streams of a file, without decoding.</summary>
+    public static IReadOnlyList<CpuStream> DebugStreams(string path) => new TraceDatReader(path)._streams;
 }

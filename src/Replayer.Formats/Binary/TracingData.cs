@@ -49,7 +49,7 @@ public sealed class TracingData
         for (uint s = 0; s < ns; s++)
         {
             string sys = string.Intern(r.CString("event system name"));
-            uint ne = r.U32("event count of " + sys);
+            uint ne = r.U32("event count of system " + TraceInputException.Excerpt(sys, 40));
             for (uint i = 0; i < ne; i++)
             {
                 long n = r.Size64("event format size");

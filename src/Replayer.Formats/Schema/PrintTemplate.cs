@@ -156,6 +156,17 @@ public sealed class PrintTemplate
                 if (prev.EndsWith("0x", StringComparison.Ordinal)) { mLits[^1] = prev[..^2]; style = FieldStyle.Hex; had0x = true; }
                 else if (flags.Contains('#')) style = FieldStyle.Hex;
             }
+            // "dev %d:%d": a device number printed as MAJOR:MINOR is one string field ("254:0"), named by the word before it
+            if (syn is ValueSyntax.SignedDecimal or ValueSyntax.Decimal && mLits[^1] == ":" && mFields.Count > 0
+                && mFields[^1].Syn is ValueSyntax.SignedDecimal or ValueSyntax.Decimal
+                && NameFromLiteral(mLits[^2], out bool isWord) != null && isWord)
+            {
+                var p = mFields[^1];
+                mFields[^1] = (p.Spec + ":" + spec, ValueSyntax.String, FieldType.Str, FieldStyle.Decimal, p.Arg, false);
+                mLits.RemoveAt(mLits.Count - 1);
+                mLits.Add(literals[k + 1]);
+                continue;
+            }
             if (syn == ValueSyntax.String && mFields.Count > 0 && mFields[^1].Syn == ValueSyntax.String && mLits[^1].Length == 0)
             {
                 var p = mFields[^1];
@@ -169,19 +180,11 @@ public sealed class PrintTemplate
 
         // Names: "name=" before the conversion; "word " before it (dev %d:%d ino %lx); else the argument expression.
         var names = new string?[mFields.Count];
-        var wordNamed = new bool[mFields.Count];
         for (int k = 0; k < mFields.Count; k++)
         {
-            string before = mLits[k];
-            string? n = NameFromLiteral(before, out bool word);
-            if (n == null && before == ":" && k > 0 && wordNamed[k - 1] && names[k - 1] is { } w)
-            {
-                names[k - 1] = w + "_major";
-                n = w + "_minor";
-            }
+            string? n = NameFromLiteral(mLits[k], out _);
             n ??= NameFromArg(mFields[k].Arg) ?? "arg" + (k + 1).ToString(CultureInfo.InvariantCulture);
             names[k] = n;
-            wordNamed[k] = word;
         }
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         var fields = new TemplateField[mFields.Count];

@@ -98,6 +98,7 @@ public sealed class SeedEraAdapter : IEraAdapter
                     if (c.Ctype == CtypeMapped) page.PcgFlags &= ~PcgFlags.Cache; else page.PcgFlags |= PcgFlags.Cache;
                     page.Memcg = c.Memcg;
                     if (c.Ctype == CtypeMapped) page.Anon ??= true;
+                    else if (c.Ctype is CtypeCache or CtypeShmem) x.Page(page.Pfn).NotSwapCache = true;
                     // a file page committed while mapped: the memcg now owns a mapped page
                     if (c.Ctype != CtypeMapped && page.IsMapped) s.Memcg(c.Memcg).ImpliedDelta += 1;
                 }
@@ -126,6 +127,9 @@ public sealed class SeedEraAdapter : IEraAdapter
                     }
                 }
                 if (en.OldPage.HasPfn && s.PageOrNull(en.OldPage.Pfn) is { PcgFlags: { } pf } old) old.PcgFlags = pf & ~PcgFlags.Migration;
+                // migrate_page_copy clears PageSwapCache on the old page; a failed new page never entered the swap cache
+                if (en.OldPage.HasPfn && en.NewPage.HasPfn)
+                    x.Page(en.OldMapping == 0 ? en.OldPage.Pfn : en.NewPage.Pfn).NotSwapCache = true;
                 break;
             }
             case UnchargeCommonEvent u:
@@ -134,6 +138,12 @@ public sealed class SeedEraAdapter : IEraAdapter
                 if (page == null) break;
                 Observe(page, u.PcFlags);
                 page.Mapcount = u.Mapcount;
+                if ((u.PcFlags & PcgFlags.Used) == 0) break;
+                bool refused = u.Ctype is CtypeMapped or CtypeDrop && (u.Mapcount >= 0 || (u.PcFlags & PcgFlags.Migration) != 0);
+                if (refused) break;
+                // takes effect unless the page is in the swap cache (returns early): unknown until the next pcflags
+                if (x.Pages.TryGetValue(page.Pfn, out var sp) && sp.NotSwapCache) page.PcgFlags &= ~PcgFlags.Used;
+                else page.PcgFlags = null;
                 break;
             }
             case UnchargePageEvent u:
@@ -174,7 +184,7 @@ public sealed class SeedEraAdapter : IEraAdapter
             {
                 var page = Known(s, r.Page);
                 if (page == null) break;
-                if (r.AnonFunction) page.Anon = true; else page.Anon ??= false;
+                if (r.AnonFunction) page.Anon = true; else { page.Anon ??= false; x.Page(page.Pfn).NotSwapCache = true; }
                 if (r.AnonVma is { } av && av != 0)
                 {
                     x.Page(page.Pfn).AnonVma = av & ~1UL;

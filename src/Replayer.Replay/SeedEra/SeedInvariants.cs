@@ -103,6 +103,7 @@ public sealed class CommitBeforeRemapSeed : IInvariant
                 var at = s.AttemptOfDst(r.Page.Pfn);
                 var sa = x.AttemptOrNull(at);
                 if (sa == null || sa.Mem == 0 || !sa.PrepareOk || sa.NewCommitted || sa.FirstAddBeforeCommit != null) return;
+                if (at!.Tainted) { ctx.Skip(this); return; }
                 sa.FirstAddBeforeCommit = r;
                 if (sa.Success == true) Report(ctx, at!, sa);
                 break;
@@ -133,7 +134,8 @@ public sealed class CommitBeforeRemapSeed : IInvariant
         };
         var sa = x.AttemptOrNull(at);
         if (sa == null || sa.Mem == 0 || !sa.PrepareOk || sa.Success != true || sa.I2Reported) return;
-        if (sa.FirstAddBeforeCommit != null) Report(ctx, at!, sa);
+        if (at!.Tainted) { sa.I2Reported = true; ctx.Skip(this); return; }
+        if (sa.FirstAddBeforeCommit != null) Report(ctx, at, sa);
         else if (e is EndMigrationEvent) ctx.Checked(this);
     }
 
@@ -158,6 +160,8 @@ public sealed class CommitBeforeRemapSeed : IInvariant
 public sealed class MigrationFlagLifetimeSeed : IInvariant
 {
     readonly Dictionary<ulong, UnchargeCommonEvent> _pending = [];
+    /// <summary>Migrations whose end_migration ran: checked at the next event on either page.</summary>
+    readonly Dictionary<ulong, (EndMigrationEvent End, bool Anon)> _ended = [];
 
     public string Id => "migration-flag-lifetime";
     public string Title => "no uncharge of the old page between prepare and end_migration; PCG_MIGRATION cleared before free (seed era)";
@@ -183,6 +187,14 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
             PrepareMigrationEvent p when p.Page.HasPfn => (p.Page.Pfn, p.PcFlags),
             _ => null,
         };
+        if (e is DataLossEvent)
+        {
+            // the events that would explain a later pcflags change may be among the lost ones
+            if (_pending.Count > 0) ctx.Skip(this, _pending.Count);
+            _pending.Clear();
+            _ended.Clear();
+            return;
+        }
         if (seen is { } o && _pending.Remove(o.pfn, out var un))
         {
             ctx.Checked(this);
@@ -192,12 +204,26 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
                     [o.pfn], un.Memcg, [SeedState.Of(s).AttemptOrNull(s.AttemptOfSrc(o.pfn))?.Prepare, un, e]));
         }
 
+        if (_ended.Count > 0)
+        {
+            ulong? touched = e switch
+            {
+                PutbackLruPageEvent pb when pb.Page.HasPfn => pb.Page.Pfn,
+                PageFreeEvent f when f.Page.HasPfn => f.Page.Pfn,
+                PrepareMigrationEvent p when p.Page.HasPfn => p.Page.Pfn,
+                _ => null,
+            };
+            if (touched is { } t && _ended.TryGetValue(t, out var done)) CheckAfterEnd(ctx, done.End, done.Anon, e);
+        }
+
         switch (e)
         {
             case UnchargeCommonEvent u when u.Page.HasPfn && Seed.Used(u.PcFlags):
             {
-                var sa = SeedState.Of(s).AttemptOrNull(s.AttemptOfSrc(u.Page.Pfn));
+                var at = s.AttemptOfSrc(u.Page.Pfn);
+                var sa = SeedState.Of(s).AttemptOrNull(at);
                 if (sa is not { Open: true }) return;
+                if (at!.Tainted) { ctx.Skip(this); return; }
                 bool mappedCheck = u.Ctype is SeedEraAdapter.CtypeMapped or SeedEraAdapter.CtypeDrop;
                 if (mappedCheck && ((u.PcFlags & PcgFlags.Migration) != 0 || u.Mapcount >= 0)) { ctx.Checked(this); return; }
                 _pending[u.Page.Pfn] = u;
@@ -218,10 +244,38 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
         }
     }
 
+    public void After(DomainEvent e, ReplayContext ctx)
+    {
+        if (e is not EndMigrationEvent { Mem: not 0 } en || !en.OldPage.HasPfn || !en.NewPage.HasPfn) return;
+        var sa = SeedState.Of(ctx.State).AttemptOrNull(ctx.State.AttemptOfSrc(en.OldPage.Pfn));
+        bool? anon = sa?.Prepare?.Anon ?? ctx.State.PageOrNull(en.OldPage.Pfn)?.Anon;
+        if (anon is not { } a) { ctx.Skip(this); return; }
+        _ended[en.OldPage.Pfn] = (en, a);
+        _ended[en.NewPage.Pfn] = (en, a);
+    }
+
+    /// <summary>After end_migration: a file migration leaves exactly one of old/new PCG_USED, an anon one at most one.</summary>
+    void CheckAfterEnd(ReplayContext ctx, EndMigrationEvent en, bool anon, DomainEvent at)
+    {
+        _ended.Remove(en.OldPage.Pfn);
+        _ended.Remove(en.NewPage.Pfn);
+        var s = ctx.State;
+        if (s.PageOrNull(en.OldPage.Pfn)?.PcgFlags is not { } of || s.PageOrNull(en.NewPage.Pfn)?.PcgFlags is not { } nf) { ctx.Skip(this); return; }
+        ctx.Checked(this);
+        bool uo = Seed.Used(of), un = Seed.Used(nf);
+        if (anon ? !(uo && un) : uo != un) return;
+        string what = uo && un ? "both old and new are" : "neither old nor new is";
+        ctx.Report(this, ReplayContext.MakeFinding(at,
+            $"used-after-end: after mem_cgroup_end_migration {what} PCG_USED ({(anon ? "anon: at most one" : "file: exactly one")} must be)",
+            [en.OldPage.Pfn, en.NewPage.Pfn], en.Mem, [en, at], Seed.PageText(s, en.OldPage.Pfn), Seed.PageText(s, en.NewPage.Pfn)));
+    }
+
     public void End(ReplayContext ctx)
     {
         if (_pending.Count > 0) ctx.Skip(this, _pending.Count);
         _pending.Clear();
+        if (_ended.Count > 0) ctx.Skip(this, _ended.Count / 2);
+        _ended.Clear();
     }
 }
 
@@ -294,6 +348,7 @@ public sealed class AnonVmaLifetimeSeed : IInvariant
                 var sa = x.AttemptOrNull(s.AttemptOfSrc(r.Src.Pfn));
                 if (x.FreedAnonVmas.Contains(av))
                 {
+                    if (x.AnonVmaTainted) { ctx.Skip(this); return; }
                     ctx.Checked(this);
                     ctx.Report(this, ReplayContext.MakeFinding(r,
                         $"walk-freed-anon-vma: remove_migration_ptes walks anon_vma {Seed.Hex(av)} of old pfn {Seed.Hex(r.Src.Pfn)}, freed during the migration",

@@ -24,6 +24,9 @@ public sealed class SeedPage
     public DomainEvent? PlusEvent { get; set; }
     /// <summary>anon_vma (without the low bit) the page belongs to; null when not anon or unknown.</summary>
     public ulong? AnonVma { get; set; }
+    /// <summary>Known not to be in the swap cache (file page; old page after a successful move, new
+    /// page after a failed one): an uncharge of it that passes the mapped/MIGRATION checks takes effect.</summary>
+    public bool NotSwapCache { get; set; }
 }
 
 /// <summary>Seed-era facts about one <c>unmap_and_move</c> attempt.</summary>

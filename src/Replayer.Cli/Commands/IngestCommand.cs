@@ -1,0 +1,222 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Replayer.Core;
+using Replayer.Formats;
+using Replayer.Store;
+using Spectre.Console;
+
+namespace Replayer.Cli.Commands;
+
+/// <summary>
+/// <c>replayer ingest FILE... [--store DIR|URL]</c>: parses each trace and appends it, all or nothing,
+/// to its own stream <c>capture-&lt;first 16 hex of sha256(file)&gt;</c> with metadata (source, size, hash,
+/// format, kernel, events per name, reader counters, ground-truth files found beside the trace).
+/// Re-ingesting the same bytes is a no-op.
+/// </summary>
+public static class IngestCommand
+{
+    public const int BatchSize = 16384;
+    public const string StreamPrefix = "capture-";
+    /// <summary>Ground-truth files stored with a capture when found beside its trace.</summary>
+    static readonly string[] GroundTruthPatterns = ["memory.stat.*", "memory.numa_stat.*", "workload.stdout", "uname.txt"];
+    const long MaxGroundTruthBytes = 1 << 20;
+
+    public static Option<string?> StoreOption() => new("--store")
+    {
+        Description = "Event store: a directory (default $REPLAYER_STORE or ~/.local/share/replayer/store) or postgres://user:pass@host:port/db",
+    };
+
+    public static Command Create()
+    {
+        var files = new Argument<string[]>("file") { Description = "Trace files (any supported format; gzip/zstd/xz ok)", Arity = ArgumentArity.OneOrMore };
+        var store = StoreOption();
+        var lenient = new Option<bool>("--lenient") { Description = "Count lines that are not understood instead of stopping at the first one" };
+        var cmd = new Command("ingest", "Parse traces and store each as one capture stream (all or nothing; re-ingest is a no-op)") { files, store, lenient };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(files)!, pr.GetValue(store), !pr.GetValue(lenient), Console.Out)));
+        return cmd;
+    }
+
+    /// <summary>The capture id of a file: the first 16 hex digits of the SHA-256 of its bytes.</summary>
+    public static (string Id, string Sha256, long Size) Identify(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
+        var hash = Convert.ToHexStringLower(SHA256.HashData(fs));
+        return (hash[..16], hash, fs.Length);
+    }
+
+    public static int Run(string[] paths, string? storeSpec, bool strict, TextWriter output)
+    {
+        foreach (var p in paths)
+            if (!File.Exists(p)) throw new UsageException($"{p}: no such file");
+        using var store = StoreFactory.Open(storeSpec);
+        foreach (var path in paths)
+            IngestOne(store, path, strict, output);
+        return ExitCodes.Ok;
+    }
+
+    static void IngestOne(IEventStore store, string path, bool strict, TextWriter output)
+    {
+        var (id, sha, size) = Identify(path);
+        var stream = new StreamName(StreamPrefix + id);
+        if (store.GetStreamInfoAsync(stream).GetAwaiter().GetResult() is { } existing)
+        {
+            output.WriteLine($"{path}: already ingested as {stream} ({existing.EventCount} events); nothing to do");
+            return;
+        }
+
+        var sw = Stopwatch.StartNew();
+        var perName = new Dictionary<string, long>(StringComparer.Ordinal);
+        long events = 0;
+        ITraceReader? reader = null;
+        TraceFormat format = TraceFormat.Unknown;
+        string? kernel = null;
+        IAppendTransaction tx;
+        try
+        {
+            tx = store.BeginAppendAsync(stream, ExpectedRevision.NoStream).GetAwaiter().GetResult();
+        }
+        catch (WrongExpectedVersionException)
+        {
+            output.WriteLine($"{path}: already ingested as {stream} (by a concurrent ingest); nothing to do");
+            return;
+        }
+        try
+        {
+            reader = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
+            var progress = Progress.Create(path, size);
+            var batch = new TraceEvent[BatchSize];
+            int n = 0;
+            while (reader.Read() is { } e)
+            {
+                batch[n++] = e;
+                ref var c = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(perName, e.Name, out _);
+                c++;
+                if (n == BatchSize)
+                {
+                    // The store encodes batches in the background: hand over this array and start a new one.
+                    tx.AppendAsync(EventBatch.Of(batch)).GetAwaiter().GetResult();
+                    events += n;
+                    batch = new TraceEvent[BatchSize];
+                    n = 0;
+                    progress?.Update(events);
+                }
+            }
+            if (n > 0)
+            {
+                tx.AppendAsync(EventBatch.Of(batch.AsSpan(0, n))).GetAwaiter().GetResult();
+                events += n;
+            }
+            progress?.Done();
+            format = reader.Format;
+            kernel = reader.Header.KernelRelease ?? KernelFromUname(path);
+            tx.SetMetadata(BuildMetadata(path, id, sha, size, reader, events, perName));
+            tx.CommitAsync().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            reader?.Dispose();
+            tx.DisposeAsync().AsTask().GetAwaiter().GetResult(); // no-op after commit; rolls back otherwise
+        }
+        output.WriteLine($"{path}: ingested {events} events as {stream} ({format}{(kernel != null ? ", kernel " + kernel : "")}) in {sw.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s into {store.Description}");
+    }
+
+    static string? KernelFromUname(string tracePath)
+    {
+        var uname = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tracePath))!, "uname.txt");
+        if (!File.Exists(uname)) return null;
+        // `uname -a`: Linux HOST RELEASE ...
+        var parts = File.ReadAllText(uname).Split([' ', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        return parts.Length >= 3 && parts[0] == "Linux" ? parts[2] : null;
+    }
+
+    public static string BuildMetadata(string path, string id, string sha, long size, ITraceReader reader, long events, Dictionary<string, long> perName)
+    {
+        var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("kind", "capture");
+            w.WriteString("id", id);
+            w.WriteString("sourceFile", Path.GetFileName(path));
+            w.WriteString("sourcePath", Path.GetFullPath(path));
+            w.WriteNumber("size", size);
+            w.WriteString("sha256", sha);
+            w.WriteString("format", reader.Format.ToString());
+            var kernel = reader.Header.KernelRelease ?? KernelFromUname(path);
+            if (kernel != null) w.WriteString("kernelRelease", kernel);
+            else w.WriteNull("kernelRelease");
+            w.WriteString("ingestedAt", DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+            w.WriteNumber("events", events);
+            w.WriteStartObject("header");
+            if (reader.Header.CpuCount is { } cpus) w.WriteNumber("cpuCount", cpus);
+            if (reader.Header.TraceClock is { } clock) w.WriteString("traceClock", clock);
+            if (reader.Header.FormatVersion is { } fv) w.WriteString("formatVersion", fv);
+            foreach (var (k, v) in reader.Header.Properties.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteString(k, v);
+            w.WriteEndObject();
+            w.WriteStartObject("eventsPerName");
+            foreach (var (k, v) in perName.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteStartObject("readStats");
+            w.WriteNumber("lines", reader.Stats.Lines);
+            w.WriteNumber("unparsedLines", reader.Stats.UnparsedLines);
+            w.WriteNumber("lostEvents", reader.Stats.LostEvents);
+            w.WriteNumber("dataLossMarkers", reader.Stats.DataLossMarkers);
+            w.WriteStartObject("counters");
+            foreach (var (k, (sev, v)) in reader.Stats.Counters.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                w.WriteStartObject(k);
+                w.WriteString("severity", sev.ToString());
+                w.WriteNumber("value", v);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteStartObject("groundTruth");
+            var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            var found = GroundTruthPatterns.SelectMany(p => Directory.EnumerateFiles(dir, p)).Distinct().OrderBy(f => f, StringComparer.Ordinal);
+            foreach (var f in found)
+            {
+                var len = new FileInfo(f).Length;
+                if (len > MaxGroundTruthBytes) continue;
+                var bytes = File.ReadAllBytes(f);
+                w.WriteString(Path.GetFileName(f), Encoding.UTF8.GetString(bytes));
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    /// <summary>A live line on the terminal (stderr) while a long input is read; nothing when redirected.</summary>
+    sealed class Progress
+    {
+        readonly IAnsiConsole _console;
+        readonly string _name;
+        readonly Stopwatch _sw = Stopwatch.StartNew();
+        long _lastDraw;
+
+        Progress(IAnsiConsole console, string name) { _console = console; _name = name; }
+
+        public static Progress? Create(string path, long size)
+        {
+            if (Console.IsErrorRedirected || size < (4 << 20)) return null;
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            if (!console.Profile.Capabilities.Ansi) return null;
+            return new Progress(console, Path.GetFileName(path));
+        }
+
+        public void Update(long events)
+        {
+            if (_sw.ElapsedMilliseconds - _lastDraw < 200) return;
+            _lastDraw = _sw.ElapsedMilliseconds;
+            double rate = events / Math.Max(0.001, _sw.Elapsed.TotalSeconds);
+            _console.Write(new Markup($"\r[grey]ingest[/] {Markup.Escape(_name)}: [bold]{events:N0}[/] events ({rate:N0}/s)   "));
+        }
+
+        public void Done() => _console.Write(new Markup("\r\u001b[2K"));
+    }
+}

@@ -1,0 +1,92 @@
+using System.Text.RegularExpressions;
+using Replayer.Core;
+using Replayer.Formats.Binary;
+using Replayer.TestKit;
+
+namespace Replayer.Formats.Tests.Binary;
+
+/// <summary>
+/// The shared captures converted by trace-cmd itself (<c>trace-cmd convert --file-version V
+/// --compression C</c>) decode to exactly the same canonical events as the original (v7, zstd),
+/// for every version/compression pair trace-cmd can write. (Debian's trace-cmd 3.1.6 has no zlib:
+/// zlib is covered by the synthetic captures.) Fails when trace-cmd is not installed.
+/// </summary>
+public class TraceDatConversionTests
+{
+    public static TheoryData<string, int, string> Pairs()
+    {
+        var d = new TheoryData<string, int, string>();
+        foreach (var c in new[] { "6.1-ext4-fail", "6.12-ext4-basic" })
+        {
+            d.Add(c, 6, "none");
+            d.Add(c, 7, "none");
+            d.Add(c, 7, "zstd");
+        }
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Pairs))]
+    public void Converted_file_decodes_to_the_same_events(string capture, int version, string compression)
+    {
+        var tc = BinaryTestKit.RequireTool("trace-cmd", "trace-cmd");
+        var dir = Repo.TempDir("tdat-conv");
+        try
+        {
+            var original = BinaryTestKit.TraceDat(capture);
+            var converted = Path.Combine(dir, $"v{version}-{compression}.dat");
+            BinaryTestKit.Run(tc, $"convert -i {original} -o {converted} --file-version {version} --compression {compression}");
+            using var a = new TraceDatReader(original);
+            using var b = new TraceDatReader(converted);
+            Assert.Equal("trace.dat v" + version, b.Header.FormatVersion);
+            Assert.Equal(compression, b.Header.Properties.GetValueOrDefault("compression", "none"));
+            Assert.Equal(a.Header.KernelRelease, b.Header.KernelRelease);
+            Assert.Equal(a.Header.CpuCount, b.Header.CpuCount);
+            long n = 0;
+            while (true)
+            {
+                var x = a.Read();
+                var y = b.Read();
+                if (x == null || y == null)
+                {
+                    Assert.True(x == null && y == null, $"event {n}: one file ended first ({x?.ToString() ?? "end"} / {y?.ToString() ?? "end"})");
+                    break;
+                }
+                if (!x.Equals(y)) Assert.Fail($"event {n} differs:\n original:  {x}\n converted: {y}");
+                n++;
+            }
+            Assert.True(n > 1000);
+            Assert.Equal(a.Stats.Events, b.Stats.Events);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
+    /// Kprobe locations resolved through the capture's kallsyms (<c>func+0xoff/0xsize</c>) are the ones
+    /// the kernel itself printed in the raw ftrace text of the same capture folder (another run of
+    /// the same kernel: same functions, sizes and probe offsets).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TraceDatReportDifferentialTests.Captures), MemberType = typeof(TraceDatReportDifferentialTests))]
+    public void Probe_locations_match_the_kernels_own_rendering(string capture)
+    {
+        var kernel = new HashSet<string>(StringComparer.Ordinal);
+        var probe = new Regex(@": (\w+): \(([^)]*)\)");
+        foreach (var line in BinaryTestKit.ZstdLines(Repo.Trace(capture, "ftrace", "trace.txt.zst")))
+        {
+            var m = probe.Match(line);
+            if (m.Success) kernel.Add(m.Groups[1].Value + " " + m.Groups[2].Value);
+        }
+        var mine = new HashSet<string>(StringComparer.Ordinal);
+        using (var r = new TraceDatReader(BinaryTestKit.TraceDat(capture)))
+            while (r.Read() is { } e)
+                if (e.Probe != null) mine.Add(e.ShortName.ToString() + " " + e.Probe);
+        Assert.NotEmpty(mine);
+        Assert.All(mine, p => Assert.DoesNotMatch(@"^\S+ [0-9a-f]+$", p)); // all resolved
+        // Every location the binary reader produced for an event name the kernel also printed must be one the kernel printed.
+        var kernelEvents = kernel.Select(k => k.Split(' ')[0]).ToHashSet();
+        var comparable = mine.Where(m => kernelEvents.Contains(m.Split(' ')[0])).ToList();
+        Assert.NotEmpty(comparable);
+        Assert.All(comparable, p => Assert.Contains(p, kernel));
+    }
+}

@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Globalization;
+using Replayer.Core;
+using Replayer.Formats.Binary;
+
+namespace Replayer.Bench;
+
+/// <summary>
+/// Decode throughput of the binary readers, side by side with the reference tools on the same data:
+/// trace.dat (default: the 6.1-ext4-large capture) against <c>trace-cmd report &gt; /dev/null</c>, and
+/// perf.data (default: the 6.1-ext4-basic capture, decompressed to a temp file) against
+/// <c>perf script &gt; /dev/null</c>. One core: the readers are single-threaded.
+/// </summary>
+public sealed class BenchBinary : IBenchmark
+{
+    public string Name => "binary";
+    public string Help => "trace.dat / perf.data decode throughput vs trace-cmd report / perf script [trace.dat] [perf.data[.zst]]";
+
+    public int Run(string[] args)
+    {
+        string root = FindRoot();
+        string dat = args.Length > 0 ? args[0] : Path.Combine(root, "traces", "6.1-ext4-large", "tracecmd", "trace.dat");
+        string perfIn = args.Length > 1 ? args[1] : Path.Combine(root, "traces", "6.1-ext4-basic", "perf", "perf.data.zst");
+        string perf = perfIn;
+        string? tmp = null;
+        if (perfIn.EndsWith(".zst", StringComparison.Ordinal))
+        {
+            tmp = Path.Combine(Path.GetTempPath(), "replayer-bench-" + Guid.NewGuid().ToString("N")[..8] + ".data");
+            using (var i = File.OpenRead(perfIn))
+            using (var z = new ZstdSharp.DecompressionStream(i))
+            using (var o = File.Create(tmp))
+                z.CopyTo(o);
+            perf = tmp;
+        }
+        try
+        {
+            Console.WriteLine($"# trace.dat: {dat} ({new FileInfo(dat).Length / 1e6:F1} MB)");
+            var (n, secs, alloc) = Measure(() => new TraceDatReader(dat));
+            Report("replayer trace.dat", n, secs, alloc);
+            var tc = Tool("trace-cmd");
+            if (tc != null)
+            {
+                double t = External(tc, $"report -i {dat}");
+                Console.WriteLine($"trace-cmd report > /dev/null      {t,8:F2} s   {n / t / 1e6,7:F2} M events/s   replayer is {t / secs:F1}x faster");
+            }
+            else Console.WriteLine("trace-cmd report: not installed (apt-get install trace-cmd)");
+
+            Console.WriteLine($"# perf.data: {perfIn} ({new FileInfo(perf).Length / 1e6:F1} MB decompressed)");
+            var (pn, psecs, palloc) = Measure(() => new PerfDataReader(perf));
+            Report("replayer perf.data", pn, psecs, palloc);
+            var pt = Tool("perf");
+            if (pt != null)
+            {
+                double t = External(pt, $"script -i {perf}");
+                Console.WriteLine($"perf script > /dev/null           {t,8:F2} s   {pn / t / 1e6,7:F2} M events/s   replayer is {t / psecs:F1}x faster");
+            }
+            else Console.WriteLine("perf script: not installed (apt-get install linux-perf)");
+        }
+        finally
+        {
+            if (tmp != null) File.Delete(tmp);
+        }
+        return 0;
+    }
+
+    static void Report(string what, long n, double secs, long alloc) =>
+        Console.WriteLine($"{what,-33} {secs,8:F2} s   {n / secs / 1e6,7:F2} M events/s   {n} events   {alloc / (double)n,6:F0} B allocated/event   peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0} MB");
+
+    /// <summary>Best of three full decodes (the first also warms the JIT).</summary>
+    static (long Events, double Seconds, long Allocated) Measure(Func<ITraceReader> open)
+    {
+        double best = double.MaxValue;
+        long events = 0, alloc = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            var sw = Stopwatch.StartNew();
+            long n = 0;
+            using (var r = open())
+                while (r.Read() != null) n++;
+            sw.Stop();
+            long a = GC.GetAllocatedBytesForCurrentThread() - a0;
+            if (sw.Elapsed.TotalSeconds < best) { best = sw.Elapsed.TotalSeconds; alloc = a; }
+            events = n;
+        }
+        return (events, best, alloc);
+    }
+
+    /// <summary>Wall time of <c>exe args &gt; /dev/null</c>.</summary>
+    static double External(string exe, string args)
+    {
+        var psi = new ProcessStartInfo("/bin/sh", ["-c", $"exec {exe} {args} > /dev/null 2>&1"]) { UseShellExecute = false };
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        p.WaitForExit();
+        sw.Stop();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    static string? Tool(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    static string FindRoot()
+    {
+        var d = new DirectoryInfo(AppContext.BaseDirectory);
+        while (d != null && !File.Exists(Path.Combine(d.FullName, "Replayer.sln"))) d = d.Parent;
+        return d?.FullName ?? Directory.GetCurrentDirectory();
+    }
+}
