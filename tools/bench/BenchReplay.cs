@@ -16,7 +16,7 @@ namespace Replayer.Bench;
 public sealed class BenchReplay : IBenchmark
 {
     public string Name => "replay";
-    public string Help => "replay+audit throughput over decoded events and end to end from a file; args: [FILE] [--runs N]";
+    public string Help => "replay+audit throughput over decoded events, end to end from a file and from the store; args: [FILE] [--runs N] [--no-store]";
 
     static string FindRepoFile(params string[] parts)
     {
@@ -30,9 +30,11 @@ public sealed class BenchReplay : IBenchmark
     {
         string path = FindRepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
         int runs = 5;
+        bool storeRun = true;
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] == "--runs" && i + 1 < args.Length) runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+            else if (args[i] == "--no-store") storeRun = false;
             else path = args[i];
         }
 
@@ -87,6 +89,60 @@ public sealed class BenchReplay : IBenchmark
         }
         double e2e = sw.Elapsed.TotalSeconds;
         Console.WriteLine($"replay: end to end (read, decode, replay, audit) from the file: {n:N0} events in {e2e:F2} s ({n / e2e / 1e6:F2} M events/s), peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1e6:F0} MB");
+        if (storeRun) FromStore(path);
         return 0;
+    }
+
+    /// <summary>Stores the capture in a scratch embedded store, then times read-from-store → decode → replay → audit.</summary>
+    static void FromStore(string path)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-replay-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            CaptureHeader header;
+            var stream = new Replayer.Store.StreamName("capture-bench");
+            using (var store = Replayer.Store.StoreFactory.Open(dir))
+            {
+                var tx = store.BeginAppendAsync(stream, Replayer.Store.ExpectedRevision.NoStream).GetAwaiter().GetResult();
+                using (var r = TraceOpener.Open(path))
+                {
+                    header = r.Header;
+                    var batch = new List<TraceEvent>(16384);
+                    while (r.Read() is { } e)
+                    {
+                        batch.Add(e);
+                        if (batch.Count == 16384) { tx.AppendAsync(Replayer.Store.EventBatch.Of(batch.ToArray())).GetAwaiter().GetResult(); batch.Clear(); }
+                    }
+                    if (batch.Count > 0) tx.AppendAsync(Replayer.Store.EventBatch.Of(batch.ToArray())).GetAwaiter().GetResult();
+                }
+                tx.CommitAsync().GetAwaiter().GetResult();
+                tx.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+            GC.Collect();
+            using (var store = Replayer.Store.StoreFactory.Open(dir, readOnly: true))
+            {
+                var sw = Stopwatch.StartNew();
+                IEnumerable<TraceEvent> Events()
+                {
+                    var it = store.ReadStreamSlicesAsync(stream, Replayer.Store.StreamRevision.Start).GetAsyncEnumerator();
+                    try
+                    {
+                        while (it.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+                        {
+                            var slice = it.Current;
+                            for (int i = 0; i < slice.Count; i++) yield return slice.TraceEvents![slice.Offset + i];
+                        }
+                    }
+                    finally { it.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+                }
+                var res = Audit.Run(Events(), new AuditOptions { TracePath = path, Header = header });
+                double s = sw.Elapsed.TotalSeconds;
+                Console.WriteLine($"replay: end to end from the store (read stream, decode, replay, audit): {res.Events:N0} events in {s:F2} s ({res.Events / s / 1e6:F2} M events/s), {res.Findings.Length} findings");
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
     }
 }
