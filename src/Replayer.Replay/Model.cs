@@ -90,6 +90,8 @@ public sealed class MigrationAttempt
     public DomainEvent? CommitEvent { get; set; }
     public DomainEvent? OutcomeEvent { get; set; }
     public int SetEntries { get; set; }
+    /// <summary>The dst page was freed (mm_page_free) while this attempt named it.</summary>
+    public bool DstFreed { get; set; }
     public int RemoveEntries { get; set; }
     /// <summary>State became unknown (data loss) during the attempt.</summary>
     public bool Tainted { get; set; }

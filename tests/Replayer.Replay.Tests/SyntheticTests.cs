@@ -128,6 +128,35 @@ public class SyntheticTests
         Assert.Equal(["migrate-summary-consistency"], Ids(s.Audit()));
     }
 
+    static Seq FailedMigration(bool freeDst)
+    {
+        var s = Prologue();
+        ulong addr = 0x7f0000100000;
+        s.Add(new MigratePagesStartEvent { Mode = "MIGRATE_SYNC", Reason = "syscall_or_cpuset" });
+        s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x200) });
+        s.Add(new UnmapEvent { Function = "try_to_migrate", Page = Seq.P(0x100, 0, A) });
+        s.Add(new MigrationPteEvent { Set = true, Addr = addr, Pfn = 0x100 });
+        s.Unmap(0x100, 0, A);
+        s.Add(new MoveToNewFolioEvent { Function = "move_to_new_folio", Dst = PageRef.FromPfn(0x200), Src = PageRef.FromPfn(0x100) });
+        s.Add(new FunctionReturnEvent { Function = "move_to_new_folio", Ret = -11 });
+        s.Map(0x100, -1, A);
+        s.Add(new MigrationPteEvent { Set = false, Addr = addr, Pfn = 0x100 });
+        if (freeDst) s.Add(new PageFreeEvent { Page = PageRef.FromPfn(0x200) });
+        s.Add(new MigratePagesEndEvent { Succeeded = 0, Failed = 1, Mode = "MIGRATE_SYNC", Reason = "syscall_or_cpuset" });
+        return s;
+    }
+
+    [Fact]
+    public void A_failed_migration_must_free_its_dst_I7()
+    {
+        var ok = FailedMigration(freeDst: true).Audit();
+        Assert.Empty(ok.Findings);
+        Assert.Equal(1, ok.Memcgs.Single(m => m.Memcg == A).CounterDelta);
+        var leak = FailedMigration(freeDst: false).Audit();
+        Assert.Equal(["migrate-summary-consistency"], Ids(leak));
+        Assert.Contains("never freed", leak.Findings.Single().Explanation);
+    }
+
     [Fact]
     public void Old_page_freed_charged_is_I3_on_61_but_not_612()
     {

@@ -33,6 +33,7 @@ public sealed class ModernAdapter : IEraAdapter
             {
                 if (s.Pages.TryGetValue(f.Page.Pfn, out var p))
                 {
+                    if (p.Attempt is { } named && named.DstPfn == p.Pfn) named.DstFreed = true;
                     if (p.Attempt is { } at && at.Outcome != MigrationOutcome.Pending) s.EndAttempt(at);
                     else if (p.Attempt is { } at2 && at2.DstPfn == p.Pfn) { at2.Outcome = MigrationOutcome.Failed; s.EndAttempt(at2); }
                     s.Pages.Remove(f.Page.Pfn);
