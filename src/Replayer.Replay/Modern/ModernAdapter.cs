@@ -36,6 +36,7 @@ public sealed class ModernAdapter : IEraAdapter
                     if (p.Attempt is { } named && named.DstPfn == p.Pfn) named.DstFreed = true;
                     if (p.Attempt is { } at && at.Outcome != MigrationOutcome.Pending) s.EndAttempt(at);
                     else if (p.Attempt is { } at2 && at2.DstPfn == p.Pfn) { at2.Outcome = MigrationOutcome.Failed; s.EndAttempt(at2); }
+                    else if (p.Attempt is { } at3 && at3.Window == null) { at3.Outcome = MigrationOutcome.Unknown; s.EndAttempt(at3); } // no window will close it
                     s.Pages.Remove(f.Page.Pfn);
                 }
                 break;
