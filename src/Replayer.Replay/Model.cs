@@ -69,6 +69,9 @@ public sealed class MemcgState(ulong id)
     /// <summary>FILE_MAPPED updates seen (counter events), whatever their net effect.</summary>
     public long Updates { get; set; }
     public bool Tainted { get; set; }
+    /// <summary>Keyed by the cgroup id of the 6.13+ memcg tracepoints (not a memcg_data pointer): page
+    /// states cannot imply its FILE_MAPPED, so only the counter is known.</summary>
+    public bool IsCgroupId { get; set; }
 }
 
 public enum MigrationOutcome : byte { Pending = 0, Success = 1, Failed = 2, Unknown = 3 }

@@ -196,6 +196,31 @@ public class SyntheticTests
     }
 
     [Fact]
+    public void On_613_the_memcg_tracepoint_is_paired_with_the_rmap_calls()
+    {
+        Seq Build(bool dropOne)
+        {
+            var s = new Seq();
+            s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x100) });
+            s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x300) });
+            s.Add(new RmapAddEvent { Function = "folio_add_file_rmap_ptes", Page = Seq.P(0x100, -1, A) });
+            s.Add(new MemcgStatEvent { Class = MemcgStatClass.ModMemcgLruvecState, MemcgId = 7, Item = 18, Val = 1 });
+            // an uncharged page: node-only update, no memcg tracepoint
+            s.Add(new RmapAddEvent { Function = "folio_add_file_rmap_ptes", Page = Seq.P(0x300, -1, 0) });
+            s.Add(new RmapRemoveEvent { Function = "folio_remove_rmap_ptes", Page = Seq.P(0x100, 0, A) });
+            if (!dropOne) s.Add(new MemcgStatEvent { Class = MemcgStatClass.ModMemcgLruvecState, MemcgId = 7, Item = 18, Val = -1 });
+            s.Add(new MarkerEvent { Text = "end" });
+            return s;
+        }
+        var ok = Build(dropOne: false).Audit(Era.Linux613Plus);
+        Assert.Empty(ok.Findings);
+        Assert.Equal(VerdictStatus.Pass, ok.Verdicts.Single(v => v.InvariantId == "file-mapped-conservation").Status);
+        Assert.Equal(0, ok.Memcgs.Single(m => m.Memcg == 7).CounterDelta);
+        var bad = Build(dropOne: true).Audit(Era.Linux613Plus);
+        Assert.Equal(["file-mapped-conservation"], Ids(bad));
+    }
+
+    [Fact]
     public void Minus_one_to_a_memcg_that_never_got_the_plus_one_is_I1()
     {
         var s = Prologue();

@@ -54,11 +54,13 @@ public sealed class FileMappedConservation : IInvariant
     /// <summary>memcgs with updates the local check could not pin down (large folios, skipped): no delta comparison.</summary>
     readonly HashSet<ulong> _uncertain = [];
     bool _dataLoss;
+    bool _sawLruvec;
 
     public void Before(DomainEvent e, ReplayContext ctx)
     {
         // The stat update runs inside the rmap call: it is the task's very next event.
-        if (_pending.Count > 0 && e is not (LruvecStatEvent { Item: ModernAdapter.NrFileMapped }) && _pending.ContainsKey(e.Pid)) Resolve(ctx, e.Pid);
+        bool isStat = e is LruvecStatEvent { Item: ModernAdapter.NrFileMapped } or MemcgStatEvent { Class: MemcgStatClass.ModMemcgLruvecState, Item: ModernAdapter.NrFileMapped };
+        if (_pending.Count > 0 && !isStat && _pending.ContainsKey(e.Pid)) Resolve(ctx, e.Pid);
         switch (e)
         {
             case DataLossEvent:
@@ -72,7 +74,13 @@ public sealed class FileMappedConservation : IInvariant
                 OnRmap(ctx, r, r.Page, r.Nr, r.Compound, -1, r.Anon == true);
                 break;
             case LruvecStatEvent l when l.Item == ModernAdapter.NrFileMapped:
+                _sawLruvec = true;
                 OnStat(ctx, l, l.Page, l.Val, l.Page.Memcg);
+                break;
+            // 6.13+: the memcg tracepoint fires inside the same call, only for a charged page, and names
+            // the cgroup id, not the page: pair it by task and value when no lruvec probe is recorded.
+            case MemcgStatEvent { Class: MemcgStatClass.ModMemcgLruvecState, Item: ModernAdapter.NrFileMapped } ms when !_sawLruvec:
+                OnStat(ctx, ms, new PageRef { Pfn = PageRef.NoPfn }, ms.Val, null);
                 break;
         }
         _seenPids.Add(e.Pid);
@@ -90,6 +98,8 @@ public sealed class FileMappedConservation : IInvariant
         else
         {
             x.Val = x.AltVal = Transition(m, dir);
+            // the 6.13+ memcg tracepoint is not emitted for an uncharged page (memcg_data 0)
+            if (!_sawLruvec && ctx.Era == Era.Linux613Plus && page.Memcg == 0) x.Val = x.AltVal = 0;
         }
         // Another task's rmap call on the same page still in flight: the two atomic updates may land in
         // either order, so which of them makes the 0↔1 transition is unknown (the totals are checked at the end).
@@ -125,7 +135,7 @@ public sealed class FileMappedConservation : IInvariant
             Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} with no mapcount 0↔1 transition before it in this task", page.Pfn, memcg, [e], null);
             return;
         }
-        bool samePage = (x.Ptr != 0 && x.Ptr == page.Ptr) || (x.Pfn != PageRef.NoPfn && x.Pfn == page.Pfn);
+        bool samePage = e is MemcgStatEvent || (x.Ptr != 0 && x.Ptr == page.Ptr) || (x.Pfn != PageRef.NoPfn && x.Pfn == page.Pfn);
         bool ok = samePage && (x.Optional ? Math.Sign(val) == Math.Sign(x.Val) && Math.Abs(val) <= x.Nr
             : val == x.Val || val == x.AltVal || (x.Racy && val == x.Dir));
         if (x.Racy && ok) { ctx.Skip(this); return; }
@@ -154,7 +164,7 @@ public sealed class FileMappedConservation : IInvariant
         _pending.Clear(); // a transition whose update fell past the end of the capture is unknown, not missing
         foreach (var m in ctx.State.Memcgs.Values)
         {
-            if (m.Tainted || _dataLoss || _memcgsWithFindings.Contains(m.Id) || _uncertain.Contains(m.Id) || m.CounterDelta == m.ImpliedDelta) continue;
+            if (m.IsCgroupId || m.Tainted || _dataLoss || _memcgsWithFindings.Contains(m.Id) || _uncertain.Contains(m.Id) || m.CounterDelta == m.ImpliedDelta) continue;
             ctx.Report(this, new Finding
             {
                 Memcg = m.Id, Explanation = $"memcg 0x{m.Id:x}: FILE_MAPPED counter changed by {m.CounterDelta} pages but page states imply {m.ImpliedDelta}",

@@ -69,7 +69,7 @@ public sealed class ModernAdapter : IEraAdapter
                 break;
             }
             case MemcgStatEvent ms when ms.Class == MemcgStatClass.ModMemcgLruvecState && ms.Item == NrFileMapped:
-                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; }
+                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; mc.IsCgroupId = true; }
                 break;
             case UnmapEvent u:
             {
