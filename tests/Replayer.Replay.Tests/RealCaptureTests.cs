@@ -27,7 +27,7 @@ public class RealCaptureTests
                 fileFaultsByMemcg[mc] = fileFaultsByMemcg.GetValueOrDefault(mc) + 1;
         }
         // the big offline capture streams; the small ones share the decoded cache with the mutation tests
-        var r = capture.Contains("offline", StringComparison.Ordinal)
+        var r = capture.Contains("offline", StringComparison.Ordinal) || capture.Contains("large", StringComparison.Ordinal)
             ? Replay.Audit.Run(Captures.Read(path), new AuditOptions { TracePath = path, Applied = Applied })
             : Captures.Audit(path, Captures.Decoded(path).Events, Applied);
 
