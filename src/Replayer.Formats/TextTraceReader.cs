@@ -501,7 +501,7 @@ public sealed class TextTraceReader : ITraceReader
     }
 
     /// <summary>perf script -F ip,sym adds " ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])".</summary>
-    static ReadOnlySpan<byte> StripPerfIpSym(ReadOnlySpan<byte> p)
+    internal static ReadOnlySpan<byte> StripPerfIpSym(ReadOnlySpan<byte> p)
     {
         if (p.Length == 0 || p[^1] != (byte)')') return p;
         int op = p.LastIndexOf(" ("u8);

@@ -96,15 +96,15 @@ public class PropertyTests
         });
     }
 
-    static readonly Gen<string> Ident = Gen.Char["abcdefghijklmnopqrstuvwxyz_"].Array[1, 8].Select(a => new string(a));
-    static readonly Gen<string> Text = Gen.Char["abcXYZ019 _-|:/.()<>,"].Array[0, 20].Select(a => new string(a));
+    internal static readonly Gen<string> Ident = Gen.Char["abcdefghijklmnopqrstuvwxyz_"].Array[1, 8].Select(a => new string(a));
+    internal static readonly Gen<string> Text = Gen.Char["abcXYZ019 _-|:/.()<>,"].Array[0, 20].Select(a => new string(a));
 
-    static readonly Gen<EventField> Field = Gen.OneOf(
+    internal static readonly Gen<EventField> Field = Gen.OneOf(
         Gen.Select(Ident, Gen.ULong, Gen.Int[0, 3], (n, v, s) => EventField.U64(n, v, (FieldStyle)s)),
         Gen.Select(Ident, Gen.Long, (n, v) => EventField.S64(n, v)),
         Gen.Select(Ident, Text, (n, v) => EventField.Str(n, v)));
 
-    static readonly Gen<TraceEvent> Event = Gen.Select(
+    internal static readonly Gen<TraceEvent> Event = Gen.Select(
         Gen.Long[0, long.MaxValue / 2], Gen.Int[-1, 511], Gen.Int[-1, 4_000_000],
         Gen.Char["abcKW09 /:-[]"].Array[1, 15].Select(a => new string(a).Trim() is { Length: > 0 } s ? s : "x"),
         Gen.Select(Ident, Ident, (s, n) => s + ":" + n),
