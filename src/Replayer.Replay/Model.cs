@@ -138,6 +138,10 @@ public sealed class ReplayState
     public long DataLoss { get; set; }
     long _nextAttempt;
 
+    /// <summary>Observer hooks (reports, timelines): an attempt began / ended. Null: nobody listens.</summary>
+    public Action<MigrationAttempt>? AttemptBegun { get; set; }
+    public Action<MigrationAttempt>? AttemptEnded { get; set; }
+
     public PageState Page(ulong pfn)
     {
         if (!Pages.TryGetValue(pfn, out var p)) Pages[pfn] = p = new PageState(pfn);
@@ -162,6 +166,7 @@ public sealed class ReplayState
         sp.Attempt = a;
         AttemptsBySrc[src] = a;
         w?.Attempts.Add(a);
+        AttemptBegun?.Invoke(a);
         return a;
     }
 
@@ -176,6 +181,7 @@ public sealed class ReplayState
         if (AttemptsBySrc.TryGetValue(a.SrcPfn, out var cur) && ReferenceEquals(cur, a)) AttemptsBySrc.Remove(a.SrcPfn);
         if (Pages.TryGetValue(a.SrcPfn, out var s) && ReferenceEquals(s.Attempt, a)) s.Attempt = null;
         if (a.DstPfn != PageRef.NoPfn && Pages.TryGetValue(a.DstPfn, out var d) && ReferenceEquals(d.Attempt, a)) d.Attempt = null;
+        AttemptEnded?.Invoke(a);
     }
 
     /// <summary>The kernel dropped events: everything known may be stale.</summary>

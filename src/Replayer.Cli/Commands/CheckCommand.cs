@@ -29,36 +29,16 @@ public static class CheckCommand
     /// <summary>Event type of audit results in <c>audit-&lt;capture id&gt;</c> streams (payload: MessagePack <see cref="AuditResult"/>).</summary>
     public const string AuditEventType = "AuditResult";
 
-    static bool IsStoredCapture(string arg) => !File.Exists(arg) && arg.StartsWith(IngestCommand.StreamPrefix, StringComparison.Ordinal);
+    static bool IsStoredCapture(string arg) => StoredCapture.Names(arg);
 
     /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and ground truth come from
     /// the folder the capture was ingested from when it still exists (metadata <c>sourcePath</c>).</summary>
     public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null)
     {
-        var stream = new StreamName(streamName);
-        var info = store.GetStreamInfoAsync(stream).GetAwaiter().GetResult()
-            ?? throw new UsageException($"{streamName}: no such capture in {store.Description}");
-        string? sourcePath = null, kernel = null;
-        if (info.Metadata is { } meta)
-        {
-            using var doc = JsonDocument.Parse(meta);
-            if (doc.RootElement.TryGetProperty("sourcePath", out var sp) && sp.ValueKind == JsonValueKind.String) sourcePath = sp.GetString();
-            if (doc.RootElement.TryGetProperty("kernelRelease", out var kr) && kr.ValueKind == JsonValueKind.String) kernel = kr.GetString();
-        }
-        string? tracePath = sourcePath != null && Directory.Exists(Path.GetDirectoryName(sourcePath)) ? sourcePath : null;
-        IEnumerable<TraceEvent> Events()
-        {
-            var it = store.ReadStreamAsync(stream).GetAsyncEnumerator();
-            try
-            {
-                while (it.MoveNextAsync().AsTask().GetAwaiter().GetResult())
-                    if (it.Current.Trace is { } t) yield return t;
-            }
-            finally { it.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
-        }
-        var header = new CaptureHeader { KernelRelease = kernel };
-        var r = Replay.Audit.Run(Events(), new AuditOptions { TracePath = tracePath, Header = header, Era = era, Applied = applied });
-        return r with { Source = streamName };
+        using var capture = StoredCapture.Open(store, streamName);
+        var header = new CaptureHeader { KernelRelease = capture.KernelRelease };
+        var r = Replay.Audit.Run(capture.Events(), new AuditOptions { TracePath = capture.TracePath, Header = header, Era = era, Applied = applied });
+        return r with { Source = capture.StreamName };
     }
 
     /// <summary>Appends <paramref name="result"/> to <c>audit-&lt;captureId&gt;</c>; returns the stream name.</summary>
@@ -144,7 +124,7 @@ public static class CheckCommand
             using var store = StoreFactory.Open(storeSpec, readOnly: !save);
             result = AuditStored(store, path, forced);
             truth = [];
-            if (save) saved = Save(store, path[IngestCommand.StreamPrefix.Length..], result);
+            if (save) saved = Save(store, StoredCapture.StreamNameOf(path)[IngestCommand.StreamPrefix.Length..], result);
         }
         else
         {
