@@ -96,6 +96,59 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         Assert.Contains("no event store there", missing.Err);
     }
 
+    /// <summary>
+    /// "Disk full" in the middle of a frame: RLIMIT_FSIZE (ulimit -f) makes the kernel cut the segment write
+    /// short and kill the writer with SIGXFSZ, leaving a torn frame. The next open truncates it, the capture
+    /// is absent, and ingesting again (without the limit) completes with the exact count.
+    /// </summary>
+    [Fact]
+    public async Task Ingest_cut_short_by_the_file_size_limit_leaves_nothing_and_then_completes()
+    {
+        var trace = Repo.Trace("6.1-ext4-basic", "ftrace", "trace.txt.zst");
+        var (id, _, _) = Replayer.Cli.Commands.IngestCommand.Identify(trace);
+        var stream = new StreamName("capture-" + id);
+        long expected = 0;
+        using (var r = TraceOpener.Open(trace, new TraceOpenOptions { Strict = true }))
+            while (r.Read() != null) expected++;
+        foreach (var limitKb in new[] { 97, 333, 601 })
+        {
+            var store = Path.Combine(_root, "fsz-" + limitKb);
+            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add($"ulimit -f {limitKb}; exec dotnet \"$0\" ingest \"$1\" --store \"$2\"");
+            psi.ArgumentList.Add(ReplayerDll());
+            psi.ArgumentList.Add(trace);
+            psi.ArgumentList.Add(store);
+            psi.Environment["DOTNET_EnableWriteXorExecute"] = "0"; // its double-mapped code file would hit the limit first
+            using (var p = Process.Start(psi)!)
+            {
+                Assert.True(p.WaitForExit(120_000));
+                Assert.NotEqual(0, p.ExitCode);
+            }
+            var seg = Path.Combine(store, "segments", SegmentFormat.SegmentFileName(0));
+            Assert.Equal(limitKb * 1024L, new FileInfo(seg).Length); // the write was cut at the limit
+
+            await using (var s = EmbeddedEventStore.Open(store))
+            {
+                Assert.Contains(s.RecoveryLog, l => l.Contains("recovered from an interrupted write"));
+                Assert.Null(await s.GetStreamInfoAsync(stream));
+                Assert.True((await s.VerifyAsync()).Ok);
+            }
+            using (var p = Start(store, trace))
+            {
+                Assert.True(p.WaitForExit(120_000));
+                Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+            }
+            await using (var s = EmbeddedEventStore.Open(store))
+            {
+                Assert.Equal((ulong)expected, (await s.GetStreamInfoAsync(stream))!.EventCount);
+                var v = await s.VerifyAsync();
+                Assert.True(v.Ok);
+                Assert.Equal(expected, v.Events);
+            }
+        }
+    }
+
     /// <summary>The same on PostgreSQL (needs REPLAYER_TEST_PG): a killed ingest's transaction is rolled back by the server.</summary>
     [Fact]
     public async Task Ingest_into_postgres_killed_midway_leaves_nothing_and_then_completes()
