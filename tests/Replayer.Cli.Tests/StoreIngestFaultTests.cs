@@ -149,6 +149,52 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         }
     }
 
+    /// <summary>The password may come from the URL, PGPASSWORD or ~/.pgpass; without one the error is one line.</summary>
+    [Fact]
+    public async Task Postgres_password_comes_from_pgpass_or_PGPASSWORD_and_is_never_printed()
+    {
+        var pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG")
+            ?? throw new InvalidOperationException("REPLAYER_TEST_PG is not set: start a throw-away server with `export REPLAYER_TEST_PG=\"$(.ci/postgres.sh | tail -1)\"` and rerun");
+        var real = Replayer.Store.Postgres.PostgresSpec.Parse(pg);
+        var b = new Npgsql.NpgsqlConnectionStringBuilder(real.ConnectionString);
+        var password = b.Password ?? throw new InvalidOperationException("REPLAYER_TEST_PG must carry a password for this test");
+        var schema = "pw_" + Guid.NewGuid().ToString("N")[..10];
+        var noPassword = $"postgres://{b.Username}@{b.Host}:{b.Port}/{b.Database}?schema={schema}";
+        var home = Path.Combine(_root, "pw-home");
+        Directory.CreateDirectory(home);
+        var env = new Dictionary<string, string?> { ["HOME"] = home, ["PGPASSWORD"] = null, ["PGPASSFILE"] = null, ["REPLAYER_STORE"] = null };
+        try
+        {
+            var none = RunCli(env, "ls", "--store", noPassword);
+            Assert.Equal(2, none.Exit);
+            Assert.Single(none.Err.Trim().Split('\n'));
+            Assert.Contains("password", none.Err);
+
+            env["PGPASSWORD"] = password;
+            var viaEnv = RunCli(env, "ingest", Repo.Trace("6.1-ext4-fail", "ftrace", "trace.txt.zst"), "--store", noPassword);
+            Assert.True(viaEnv.Exit == 0, viaEnv.Err);
+
+            env["PGPASSWORD"] = null;
+            var pgpass = Path.Combine(home, ".pgpass");
+            await File.WriteAllTextAsync(pgpass, $"{b.Host}:{b.Port}:{b.Database}:{b.Username}:{password}\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(pgpass, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            var viaFile = RunCli(env, "ls", "--store", noPassword);
+            Assert.True(viaFile.Exit == 0, viaFile.Err);
+            Assert.Contains("FtraceText", viaFile.Out);
+
+            var withUrl = RunCli(env, "store", "verify", "--store", pg + (pg.Contains('?') ? "&" : "?") + "schema=" + schema);
+            Assert.Equal(0, withUrl.Exit);
+            foreach (var text in new[] { none.Out, none.Err, viaEnv.Out, viaEnv.Err, viaFile.Out, viaFile.Err, withUrl.Out, withUrl.Err })
+                Assert.DoesNotContain(password, text);
+            Assert.Contains(":***@", withUrl.Out);
+        }
+        finally
+        {
+            await using var s = await Replayer.Store.Postgres.PostgresEventStore.OpenAsync(pg + (pg.Contains('?') ? "&" : "?") + "schema=" + schema);
+            await s.DropSchemaAsync();
+        }
+    }
+
     /// <summary>The same on PostgreSQL (needs REPLAYER_TEST_PG): a killed ingest's transaction is rolled back by the server.</summary>
     [Fact]
     public async Task Ingest_into_postgres_killed_midway_leaves_nothing_and_then_completes()

@@ -53,6 +53,8 @@ public static class IngestCommand
         foreach (var p in paths)
             if (!File.Exists(p)) throw new UsageException($"{p}: no such file");
         using var store = StoreFactory.Open(storeSpec);
+        if (store is Replayer.Store.Embedded.EmbeddedEventStore emb)
+            foreach (var line in emb.RecoveryLog) Console.Error.WriteLine("replayer: note: " + line);
         foreach (var path in paths)
             IngestOne(store, path, strict, output);
         return ExitCodes.Ok;
