@@ -10,7 +10,7 @@ namespace Replayer.Bench;
 /// Event store throughput and footprint on the largest real capture.
 /// <code>dotnet run -c Release --project tools/bench -- store [--input FILE] [--synthetic N] [--pg CONN] [--batch N]</code>
 /// Loads the events once (default: traces/6.1-ext4-large/ftrace/trace.txt.zst through TraceOpener),
-/// then: embedded append (one all-or-nothing transaction of 16k-event batches, fsync on commit), store
+/// then: embedded append (one all-or-nothing transaction of 4096-event batches, fsync on commit), store
 /// size against the capture's zstd trace.dat, embedded read (every event materialized), verify, and the
 /// same append/read on PostgreSQL when <c>--pg</c> or <c>REPLAYER_TEST_PG</c> names a server.
 /// </summary>
@@ -22,7 +22,7 @@ public sealed class BenchStore : IBenchmark
     public int Run(string[] args)
     {
         string? input = null, pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG");
-        int synthetic = 0, batch = 16384;
+        int synthetic = 0, batch = 4096;
         bool codecOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
