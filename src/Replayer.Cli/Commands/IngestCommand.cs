@@ -19,7 +19,8 @@ namespace Replayer.Cli.Commands;
 /// </summary>
 public static class IngestCommand
 {
-    public const int BatchSize = 16384;
+    /// <summary>Events per stored batch: small enough that a reader's in-flight batches die young (GC), large enough to compress well.</summary>
+    public const int BatchSize = 4096;
     public const string StreamPrefix = "capture-";
     /// <summary>Ground-truth files stored with a capture when found beside its trace.</summary>
     static readonly string[] GroundTruthPatterns = ["memory.stat.*", "memory.numa_stat.*", "workload.stdout", "uname.txt"];
@@ -53,6 +54,8 @@ public static class IngestCommand
         foreach (var p in paths)
             if (!File.Exists(p)) throw new UsageException($"{p}: no such file");
         using var store = StoreFactory.Open(storeSpec);
+        if (store is Replayer.Store.Embedded.EmbeddedEventStore emb)
+            foreach (var line in emb.RecoveryLog) Console.Error.WriteLine("replayer: note: " + line);
         foreach (var path in paths)
             IngestOne(store, path, strict, output);
         return ExitCodes.Ok;
