@@ -270,7 +270,7 @@ public sealed class EventDecoder
         return result;
     }
 
-    ulong _lastIp;
+    ulong _lastIp, _lastRet;
     Kallsyms? _lastSyms;
     string? _lastProbe;
 
@@ -292,13 +292,24 @@ public sealed class EventDecoder
             var f = _probeFunc.Eval(ctx);
             var r = _probeRet.Eval(ctx);
             if (!f.IsInt || !r.IsInt) return null;
+            if (f.Bits == _lastIp && r.Bits == _lastRet && ReferenceEquals(syms, _lastSyms) && _lastProbe != null) return _lastProbe;
+            _lastIp = f.Bits;
+            _lastRet = r.Bits;
+            _lastSyms = syms;
+            return _lastProbe = RetProbeText(f, r, syms);
+        }
+        return null;
+    }
+
+    string RetProbeText(PrintValue f, PrintValue r, Kallsyms? syms)
+    {
+        {
             // The kernel prints a kretprobe as "(return site+off/size <- probed function)";
             // without symbols we keep the print format's own order (function, return address).
             if (syms != null && syms.Describe(r.Bits, true) is { } ret && syms.Describe(f.Bits, false) is { } fn)
                 return string.Intern(ret + " <- " + fn);
             return string.Intern(ProbeText(f.Bits, null, true) + " <- " + ProbeText(r.Bits, null, false));
         }
-        return null;
     }
 
     static string ProbeText(ulong addr, Kallsyms? syms, bool withSize)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -34,6 +33,8 @@ public sealed class PerfDataReader : ITraceReader
         public string? Name;
     }
 
+    /// <summary>A record waiting for its round: a sample already decoded (all but its comm, which
+    /// depends on the COMM records before it in time), or the bytes of another record.</summary>
     sealed class Queued
     {
         public byte[] Buf = [];
@@ -41,6 +42,10 @@ public sealed class PerfDataReader : ITraceReader
         public uint Type;
         public ulong Time;
         public long Source;
+        public EventField[] Fields = TraceEvent.NoFields;
+        public string Name = "";
+        public string? Probe, Flags, Rendered;
+        public int Cpu, Tid;
     }
 
     readonly Stream _in;
@@ -77,7 +82,8 @@ public sealed class PerfDataReader : ITraceReader
     public ReadStats Stats { get; } = new();
     public bool PipeMode => _pipe;
     public bool BigEndian => _big;
-    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample released
+    /// to the ready queue (use <see cref="NextRendered"/> to pair outputs with events).</summary>
     public string? LastRendered { get; private set; }
 
     public PerfDataReader(string path, BinaryReaderOptions? options = null)
@@ -405,7 +411,14 @@ public sealed class PerfDataReader : ITraceReader
         uint type = Endian.U32(buf, _big);
         switch (type)
         {
-            case 9:  // SAMPLE
+            case 9: // SAMPLE: decoded now, released in time order
+            {
+                var q = DecodeSample(buf, len, source, out bool hasTime);
+                if (q == null) return;
+                if (!hasTime) { Emit(q); return; }
+                Enqueue(q);
+                return;
+            }
             case 3:  // COMM
             case 7:  // FORK
             case 4:  // EXIT
@@ -415,19 +428,11 @@ public sealed class PerfDataReader : ITraceReader
                 ulong? t = RecordTime(type, buf.AsSpan(0, len), source);
                 if (t == null)
                 {
-                    Deliver(type, buf, len, 0, source);
+                    DeliverOther(type, buf, len, 0, source);
                     return;
                 }
-                var q = new Queued { Type = type, Time = t.Value, Source = source, Len = len, Buf = ArrayPool<byte>.Shared.Rent(len) };
-                Buffer.BlockCopy(buf, 0, q.Buf, 0, len);
-                _queue.Enqueue(q, (q.Time, _seq++));
-                if (q.Time > _maxTime) _maxTime = q.Time;
-                if (_queue.Count > MaxQueued)
-                {
-                    // Like perf's memory limit: flush the older half.
-                    var (_, (lo, _)) = PeekPriority();
-                    Flush(lo + (_maxTime - lo) / 2);
-                }
+                var q = new Queued { Type = type, Time = t.Value, Source = source, Len = len, Buf = buf.AsSpan(0, len).ToArray() };
+                Enqueue(q);
                 return;
             }
             case 68: // FINISHED_ROUND
@@ -500,6 +505,18 @@ public sealed class PerfDataReader : ITraceReader
                 Stats.Add("perf.unknown_record_type", StatSeverity.Error);
                 Stats.UnparsedLines++;
                 return;
+        }
+    }
+
+    void Enqueue(Queued q)
+    {
+        _queue.Enqueue(q, (q.Time, _seq++));
+        if (q.Time > _maxTime) _maxTime = q.Time;
+        if (_queue.Count > MaxQueued)
+        {
+            // Like perf's memory limit: flush the older half.
+            var (_, (lo, _)) = PeekPriority();
+            Flush(lo + (_maxTime - lo) / 2);
         }
     }
 
@@ -609,17 +626,26 @@ public sealed class PerfDataReader : ITraceReader
             _queue.Dequeue();
             if (q.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
             else _lastFlushed = q.Time;
-            try { Deliver(q.Type, q.Buf, q.Len, q.Time, q.Source); }
-            finally { ArrayPool<byte>.Shared.Return(q.Buf); }
+            if (q.Type == 9) Emit(q);
+            else DeliverOther(q.Type, q.Buf, q.Len, q.Time, q.Source);
         }
     }
 
-    void Deliver(uint type, byte[] buf, int len, ulong time, long source)
+    void Emit(Queued q)
+    {
+        if (_opt.RenderText) _rendered.Enqueue(LastRendered = q.Rendered);
+        _ready.Enqueue(new TraceEvent
+        {
+            Timestamp = (long)q.Time, Cpu = q.Cpu, Pid = q.Tid, Comm = Comm(q.Tid), Name = q.Name,
+            Fields = q.Fields, Probe = q.Probe, Flags = q.Flags, Source = q.Source,
+        });
+    }
+
+    void DeliverOther(uint type, byte[] buf, int len, ulong time, long source)
     {
         var rec = buf.AsSpan(0, len);
         switch (type)
         {
-            case 9: Sample(buf, len, source); return;
             case 3:
             {
                 if (len < 17) TraceInputException.ThrowAtOffset(_name, source, "COMM record with pid, tid and name", len + " bytes");
@@ -666,15 +692,17 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    void Sample(byte[] buf, int len, long source)
+    Queued? DecodeSample(byte[] buf, int len, long source, out bool hasTime)
     {
+        hasTime = false;
         var rec = buf.AsSpan(0, len);
         var a = SampleAttr(rec, source);
         if (a == null)
         {
             Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
-            return;
+            return null;
         }
+        hasTime = (a.SampleType & S_TIME) != 0;
         ulong st = a.SampleType;
         var r = new ByteReader(rec, source, _big, _name) { Pos = 8 };
         if ((st & S_IDENTIFIER) != 0) r.U64("sample identifier");
@@ -718,7 +746,7 @@ public sealed class PerfDataReader : ITraceReader
         if ((st & S_RAW) == 0 || a.Type != PERF_TYPE_TRACEPOINT)
         {
             Stats.Add("perf.non_tracepoint_samples", StatSeverity.Info);
-            return;
+            return null;
         }
         uint rawSize = r.U32("raw data size");
         int rawOff = r.Pos;
@@ -729,31 +757,23 @@ public sealed class PerfDataReader : ITraceReader
         {
             Stats.Add("perf.sample_without_format", StatSeverity.Error);
             Stats.UnparsedLines++;
-            if (_opt.RenderText) _rendered.Enqueue(null);
-            _ready.Enqueue(new TraceEvent
+            return new Queued
             {
-                Timestamp = (long)time, Cpu = cpu, Pid = tid, Comm = Comm(tid),
-                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture), Source = source,
-            });
-            return;
+                Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid,
+                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture),
+            };
         }
         _ctx.Set(buf, rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
-        LastRendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null;
-        _ready.Enqueue(new TraceEvent
+        return new Queued
         {
-            Timestamp = (long)time,
-            Cpu = cpu,
-            Pid = tid,
-            Comm = Comm(tid),
-            Name = dec.Name,
+            Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid, Name = dec.Name,
             Fields = dec.Fields(_ctx, Stats, _kallsyms),
             Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
             Flags = dec.IrqFlags(raw),
-            Source = source,
-        });
-        if (_opt.RenderText) _rendered.Enqueue(LastRendered);
+            Rendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null,
+        };
     }
 
     readonly Queue<string?> _rendered = new();
