@@ -41,6 +41,29 @@ public class BinaryVsTextReaderTests
         Compare(capture + " perf", text, new PerfDataReader(new MemoryStream(data), capture, new BinaryReaderOptions { SymbolicProbes = false }), roundUs: false);
     }
 
+    /// <summary>A zstd-compressed trace.dat (not seekable once decompressed) opens through TraceOpener
+    /// and gives the same events as the file itself.</summary>
+    [Fact]
+    public void Compressed_trace_dat_opens_through_TraceOpener()
+    {
+        var raw = File.ReadAllBytes(BinaryTestKit.TraceDat("6.1-ext4-fail"));
+        byte[] z;
+        using (var c = new ZstdSharp.Compressor(1)) z = c.Wrap(raw).ToArray();
+        using var a = TraceOpener.Open(new MemoryStream(z), new TraceOpenOptions { SourceName = "trace.dat.zst" });
+        using var b = new TraceDatReader(BinaryTestKit.TraceDat("6.1-ext4-fail"));
+        Assert.IsType<TraceDatReader>(a);
+        long n = 0;
+        while (true)
+        {
+            var x = a.Read();
+            var y = b.Read();
+            Assert.Equal(y, x);
+            if (x == null) break;
+            n++;
+        }
+        Assert.Equal(b.Stats.Events, n);
+    }
+
     static void Compare(string what, ITraceReader text, ITraceReader binary, bool roundUs)
     {
         using var _ = binary;
