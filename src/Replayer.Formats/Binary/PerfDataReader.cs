@@ -48,7 +48,7 @@ public sealed class PerfDataReader : ITraceReader
         public int Cpu, Tid;
     }
 
-    readonly Stream _in;
+    Stream _in;
     readonly string _name;
     readonly BinaryReaderOptions _opt;
     bool _big;
@@ -89,12 +89,19 @@ public sealed class PerfDataReader : ITraceReader
     public PerfDataReader(string path, BinaryReaderOptions? options = null)
         : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path, options) { }
 
-    public PerfDataReader(Stream input, string name, BinaryReaderOptions? options = null)
+    public PerfDataReader(Stream input, string name, BinaryReaderOptions? options = null) : this(input, name, options, ownsStream: true) { }
+
+    bool _ownsStream;
+    readonly Dictionary<string, ulong> _symbols;
+
+    PerfDataReader(Stream input, string name, BinaryReaderOptions? options, bool ownsStream)
     {
         _name = name;
         _opt = options ?? new BinaryReaderOptions();
         _in = input;
-        _ctx = new RecordContext(false, 8, _opt.SymbolValues);
+        _ownsStream = ownsStream;
+        _symbols = new Dictionary<string, ulong>(_opt.SymbolValues, StringComparer.Ordinal);
+        _ctx = new RecordContext(false, 8, _symbols);
         try
         {
             Span<byte> h = stackalloc byte[16];
@@ -104,7 +111,7 @@ public sealed class PerfDataReader : ITraceReader
             else if (magic == BinaryPrimitives.ReverseEndianness(Magic)) _big = true;
             else TraceInputException.ThrowAtOffset(name, 0, "perf.data magic PERFILE2", Encoding.Latin1.GetString(h[..8]));
             ulong size = Endian.U64(h[8..], _big);
-            _ctx = new RecordContext(_big, 8, _opt.SymbolValues);
+            _ctx = new RecordContext(_big, 8, _symbols);
             Header.Properties["perf.endian"] = _big ? "big" : "little";
             if (size == 16)
             {
@@ -116,15 +123,54 @@ public sealed class PerfDataReader : ITraceReader
             else
             {
                 if (!input.CanSeek)
-                    TraceInputException.ThrowAtOffset(name, 8, "pipe-mode header (size 16) for a non-seekable perf.data", size.ToString(CultureInfo.InvariantCulture));
+                {
+                    // File mode needs random access (attrs, features after the data): buffer the input.
+                    var ms = new MemoryStream();
+                    ms.Write(h);
+                    input.CopyTo(ms);
+                    if (ownsStream) input.Dispose();
+                    ms.Position = 0;
+                    _in = input = ms;
+                    _ownsStream = true;
+                }
                 Header.FormatVersion = "perf.data";
                 ReadFileHeader(size);
             }
         }
         catch
         {
-            input.Dispose();
+            if (ownsStream) input.Dispose();
             throw;
+        }
+    }
+
+    bool _learned;
+
+    /// <summary>File mode: looks ahead (a second reader over the same file) for the events that carry the
+    /// values of <see cref="BinaryReaderOptions.SymbolSources"/>. Pipe mode cannot look ahead.</summary>
+    void LearnSymbols()
+    {
+        _learned = true;
+        if (_pipe) return;
+        var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
+        if (want.Count == 0) return;
+        try
+        {
+            using var ahead = new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false);
+            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
+                for (int i = want.Count - 1; i >= 0; i--)
+                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
+                    {
+                        string sym = want[i].Symbol;
+                        _symbols[sym] = v;
+                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
+                        want.RemoveAll(w => w.Symbol == sym);
+                        break;
+                    }
+        }
+        catch (TraceInputException)
+        {
+            // The input is bad further on: the main pass reports it where it is.
         }
     }
 
@@ -258,7 +304,7 @@ public sealed class PerfDataReader : ITraceReader
                 if (td.Unparsable.Count > 0) Stats.Add("binary.unparsable_format", StatSeverity.Error, td.Unparsable.Count);
                 _kallsyms ??= td.Kallsyms;
                 _longSize = td.LongSize is 4 or 8 ? td.LongSize : 8;
-                _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);
+                _ctx = new RecordContext(_big, _longSize, _symbols);
                 Header.Properties["perf.tracing_data.version"] = td.Version;
                 foreach (var kv in td.Cmdlines) _comms.TryAdd(kv.Key, kv.Value);
                 break;
@@ -314,6 +360,7 @@ public sealed class PerfDataReader : ITraceReader
 
     public TraceEvent? Read()
     {
+        if (!_learned) LearnSymbols();
         while (true)
         {
             if (_ready.Count > 0)
@@ -791,6 +838,6 @@ public sealed class PerfDataReader : ITraceReader
     public void Dispose()
     {
         _zstd?.Dispose();
-        _in.Dispose();
+        if (_ownsStream) _in.Dispose();
     }
 }

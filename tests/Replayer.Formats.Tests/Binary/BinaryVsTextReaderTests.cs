@@ -98,3 +98,41 @@ public class BinaryVsTextReaderTests
         Assert.True(n > 1000, $"{what}: only {n} events");
     }
 }
+
+/// <summary>
+/// With the capture's kprobe definitions beside the file (<c>vm=@vmemmap_base</c>), the readers learn
+/// the value of vmemmap_base from the first such kprobe event and print kmem <c>page=</c> as the
+/// kernel does: <c>vmemmap_base + pfn * sizeof(struct page)</c>, not trace-cmd's or perf's wrong values.
+/// </summary>
+public class VmemmapPageTests
+{
+    [Theory]
+    [InlineData("6.1-ext4-basic", "tracecmd/trace.dat")]
+    [InlineData("6.12-ext4-basic", "tracecmd/trace.dat")]
+    [InlineData("6.1-ext4-fail", "perf/perf.data.zst")]
+    public void Kmem_page_is_the_kernels_pointer_when_the_capture_says_where_vmemmap_base_is(string capture, string file)
+    {
+        using var r = TraceOpener.Open(Repo.Trace([capture, .. file.Split('/')]));
+        long kmem = 0;
+        ulong? vm = null;
+        while (r.Read() is { } e)
+        {
+            if (e.Name.StartsWith("rt:", StringComparison.Ordinal) && e.U64("vm") is ulong v)
+            {
+                Assert.True(vm == null || vm == v, "vmemmap_base does not change");
+                vm = v;
+            }
+            if (e.Name is not ("kmem:mm_page_alloc" or "kmem:mm_page_free" or "kmem:mm_page_free_batched")) continue;
+            kmem++;
+            Assert.True(r.Header.Properties.ContainsKey("symbol.vmemmap_base"), "the value was learned before the first event");
+            ulong pfn = e.U64("pfn")!.Value;
+            Assert.Equal("page", e.Fields[0].Name);
+            Assert.Equal(FieldStyle.Pointer, e.Fields[0].Style);
+            if (pfn == ulong.MaxValue) continue;
+            Assert.Equal(ulong.Parse(r.Header.Properties["symbol.vmemmap_base"].Split(' ')[0][2..], System.Globalization.NumberStyles.HexNumber) + pfn * 64, e.U64("page"));
+        }
+        Assert.True(kmem > 1000);
+        Assert.NotNull(vm);
+        Assert.StartsWith("0x" + vm!.Value.ToString("x"), r.Header.Properties["symbol.vmemmap_base"]);
+    }
+}
