@@ -99,6 +99,26 @@ public partial class SeedEraCheckerRobustnessTests
     }
 
     [Fact]
+    public void Without_the_prepare_return_probe_the_findings_are_the_same()
+    {
+        // a capture that defines no kretprobe on mem_cgroup_prepare_migration: prepare's success is
+        // inferred from the migration going on to unmap or move the page
+        var dir = Replayer.TestKit.Repo.TempDir("seed-noret");
+        try
+        {
+            for (ulong seed = 1; seed <= 200; seed++)
+            {
+                var g = Scenarios.Generate(All[(int)(seed % (ulong)All.Length)], seed);
+                WriteVariant(dir, g, lines => lines.Where(l => !l.Contains(" mem_cgroup_prepare_migration_ret: (")).ToList());
+                File.WriteAllLines(Path.Combine(dir, Output.KprobeFile), File.ReadAllLines(Path.Combine(dir, Output.KprobeFile)).Where(l => !l.StartsWith("r:rt/mem_cgroup_prepare_migration_ret")));
+                var audit = SeedCheck.Audit(Path.Combine(dir, Output.TraceFile));
+                Assert.Equal(g.Findings.Select(SeedCheck.Key).Order(StringComparer.Ordinal), Keys(audit).Order(StringComparer.Ordinal));
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Without_uname_the_era_comes_from_the_events_and_the_findings_are_the_same()
     {
         var dir = Replayer.TestKit.Repo.TempDir("seed-noname");

@@ -52,6 +52,11 @@ public class SeedEraGoldenTests
     public void Auditing_the_committed_trace_gives_exactly_its_expected_findings(string name)
     {
         var expected = Output.ReadExpected(Repo.Trace("synthetic", name, Output.ExpectedFile)).Select(SeedCheck.Key).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        // expected.json's "line" is the violating event's line in trace.txt
+        var traceLines = File.ReadAllLines(Repo.Trace("synthetic", name, Output.TraceFile));
+        using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Repo.Trace("synthetic", name, Output.ExpectedFile))))
+            foreach (var f in doc.RootElement.GetProperty("findings").EnumerateArray())
+                Assert.Contains(" " + f.GetProperty("time").GetString() + ":", traceLines[f.GetProperty("line").GetInt32() - 1]);
         var audit = SeedCheck.Audit(Repo.Trace("synthetic", name, Output.TraceFile));
         var actual = audit.Findings.Select(SeedCheck.Key).OrderBy(k => k, StringComparer.Ordinal).ToList();
         Assert.Equal(expected, actual);

@@ -181,4 +181,47 @@ public class SeedEraHandWrittenTests
         Assert.Equal([$"unmap-null-mapping unmap-null-mapping 600 @{T(6)}", $"anon-vma-lifetime walk-freed-anon-vma 700 @{T(11)}"],
             r.Findings.Select(SeedCheck.Key).ToArray());
     }
+
+    [Fact]
+    public void A_commit_of_the_new_page_to_another_memcg_is_flagged()
+    {
+        const string Other = "0xffff880056780000";
+        var r = Audit("2.6.35", [.. MappedFilePage,
+            "kmig:" + Alloc(0x200),
+            "kmig:" + P("mem_cgroup_prepare_migration", $"page=0x100 newpage=0x200 anon=0 pcflags=0x16 memcg={M}"),
+            "kmig:" + P("__mem_cgroup_commit_charge", $"page=0x200 memcg={Other} ctype=1 pcflags=0x0"),     // 7
+            "kmig:" + Ret("mem_cgroup_prepare_migration", "mem_cgroup_prepare_migration_ret", "ret=0")]);
+        Assert.Equal([$"commit-before-remap wrong-memcg 200,100 @{T(7)}"], r.Findings.Select(SeedCheck.Key).ToArray());
+    }
+
+    [Fact]
+    public void An_anon_vma_freed_while_a_migration_pins_it_is_flagged()
+    {
+        var r = Audit("2.6.35",
+            Alloc(0x700),
+            P("__mem_cgroup_commit_charge", $"page=0x700 memcg={M} ctype=0 pcflags=0x0"),
+            P("page_add_anon_rmap", $"page=0x700 mapcount=-1 anon_vma={Av}"),
+            "kmig:" + Alloc(0x800),
+            "kmig:" + P("mem_cgroup_prepare_migration", $"page=0x700 newpage=0x800 anon=1 pcflags=0x4 memcg={M}"),
+            "kmig:" + P("__mem_cgroup_commit_charge", $"page=0x800 memcg={M} ctype=0 pcflags=0x0"),
+            "kmig:" + Ret("mem_cgroup_prepare_migration", "mem_cgroup_prepare_migration_ret", "ret=0"),
+            "kmig:" + P("anon_vma_pin", $"page=0x700 anon_vma={Av}"),
+            P("anon_vma_free", $"anon_vma={Av}"));                                                          // 9
+        Assert.Equal([$"anon-vma-lifetime freed-while-pinned 700 @{T(9)}"], r.Findings.Select(SeedCheck.Key).ToArray());
+    }
+
+    [Fact]
+    public void A_page_freed_while_PCG_MIGRATION_is_set_is_flagged()
+    {
+        var r = Audit("2.6.35",
+            Alloc(0x700),
+            P("__mem_cgroup_commit_charge", $"page=0x700 memcg={M} ctype=0 pcflags=0x0"),
+            P("page_add_anon_rmap", $"page=0x700 mapcount=-1 anon_vma={Av}"),
+            "kmig:" + Alloc(0x800),
+            "kmig:" + P("mem_cgroup_prepare_migration", $"page=0x700 newpage=0x800 anon=1 pcflags=0x4 memcg={M}"),   // sets PCG_MIGRATION
+            "kmig:" + P("__mem_cgroup_commit_charge", $"page=0x800 memcg={M} ctype=0 pcflags=0x0"),
+            "kmig:" + Ret("mem_cgroup_prepare_migration", "mem_cgroup_prepare_migration_ret", "ret=0"),
+            "mm_page_free_direct: page=ffffea0000018800 pfn=1792 order=0");                                       // 8: before end_migration
+        Assert.Equal([$"migration-flag-lifetime freed-with-migration-flag 700 @{T(8)}"], r.Findings.Select(SeedCheck.Key).ToArray());
+    }
 }

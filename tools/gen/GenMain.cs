@@ -45,7 +45,15 @@ public static class GenMain
             return 2;
         }
         var r = Scenarios.Generate(spec, seed, scale);
-        Output.WriteFolder(r, outDir);
+        try
+        {
+            Output.WriteFolder(r, outDir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine("replayer-gen: cannot write " + outDir + ": " + e.Message);
+            return 2;
+        }
         Console.WriteLine($"{spec.Name} seed {seed} ({spec.Model.Name}): {r.Events.Count} events, {r.Findings.Count} expected findings -> {outDir}");
         return 0;
     }

@@ -37,6 +37,9 @@ public static class Output
     /// x86_64 (struct page: <c>_mapcount</c> +12, <c>mapping</c> +24; page_cgroup: flags +0,
     /// mem_cgroup +8). The synthetic capture prints every page argument as its pfn.</summary>
     public const string KprobeEvents =
+        "# replayer-gen: the rt group of the pinned 2.6.35-era vocabulary (docs/capture-vocabulary.md).\n" +
+        "# Event name = probed function. Page arguments print as pfns and pcflags/anon/memcg as the\n" +
+        "# vocabulary defines them; the fetch args show where a 2.6.35 x86_64 probe would read them.\n" +
         "p:rt/mem_cgroup_prepare_migration mem_cgroup_prepare_migration page=%di:x64 newpage=%si:x64 anon=+24(%di):u8 pcflags=+0(%ax):x32 memcg=+8(%ax):x64\n" +
         "r:rt/mem_cgroup_prepare_migration_ret mem_cgroup_prepare_migration ret=$retval:s32\n" +
         "p:rt/__mem_cgroup_commit_charge __mem_cgroup_commit_charge page=+16(%si):x64 memcg=%di:x64 ctype=%dx:u32 pcflags=+0(%si):x32\n" +
@@ -55,6 +58,9 @@ public static class Output
         "p:rt/anon_vma_unpin anon_vma_unpin page=%di:x64 anon_vma=%si:x64\n" +
         "p:rt/anon_vma_free anon_vma_free anon_vma=%di:x64\n" +
         "p:rt/putback_lru_page putback_lru_page page=%di:x64\n";
+
+    /// <summary>Lines of the <c># tracer: nop</c> header before the first event.</summary>
+    public const int HeaderLines = 11;
 
     public static string FtraceText(IReadOnlyList<TraceEvent> events)
     {
@@ -120,6 +126,7 @@ public static class Output
                 w.WriteEndArray();
                 w.WriteNumber("time_ns", f.TimeNs);
                 w.WriteString("time", TraceEvent.FormatTimestamp(f.TimeNs));
+                if (f.EventIndex >= 0) w.WriteNumber("line", HeaderLines + f.EventIndex + 1);
                 w.WriteString("detail", f.Detail);
                 w.WriteEndObject();
             }

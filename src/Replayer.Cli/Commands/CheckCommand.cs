@@ -5,6 +5,7 @@ using Replayer.Core;
 using Replayer.Core.Domain;
 using Replayer.Formats;
 using Replayer.Replay;
+using Replayer.Store;
 
 namespace Replayer.Cli.Commands;
 
@@ -14,12 +15,59 @@ public static class CheckCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "Trace file (any format replayer reads)" };
+        var file = new Argument<string>("file") { Description = "Trace file (any format replayer reads), or a stored capture stream (capture-<id>)" };
         var json = new Option<bool>("--json") { Description = "Print the audit result as JSON" };
         var era = new Option<string?>("--era") { Description = "Force the kernel era: 2.6.34, 2.6.35, 6.1, 6.12, 6.13 (default: detected)" };
-        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings") { file, json, era };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out)));
+        var store = IngestCommand.StoreOption();
+        var save = new Option<bool>("--save") { Description = "Append the audit result to the store as stream audit-<capture id>" };
+        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings") { file, json, era, store, save };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), pr.GetValue(save))));
         return cmd;
+    }
+
+    public const string AuditStreamPrefix = "audit-";
+    /// <summary>Event type of audit results in <c>audit-&lt;capture id&gt;</c> streams (payload: MessagePack <see cref="AuditResult"/>).</summary>
+    public const string AuditEventType = "AuditResult";
+
+    static bool IsStoredCapture(string arg) => !File.Exists(arg) && arg.StartsWith(IngestCommand.StreamPrefix, StringComparison.Ordinal);
+
+    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and ground truth come from
+    /// the folder the capture was ingested from when it still exists (metadata <c>sourcePath</c>).</summary>
+    public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null)
+    {
+        var stream = new StreamName(streamName);
+        var info = store.GetStreamInfoAsync(stream).GetAwaiter().GetResult()
+            ?? throw new UsageException($"{streamName}: no such capture in {store.Description}");
+        string? sourcePath = null, kernel = null;
+        if (info.Metadata is { } meta)
+        {
+            using var doc = JsonDocument.Parse(meta);
+            if (doc.RootElement.TryGetProperty("sourcePath", out var sp) && sp.ValueKind == JsonValueKind.String) sourcePath = sp.GetString();
+            if (doc.RootElement.TryGetProperty("kernelRelease", out var kr) && kr.ValueKind == JsonValueKind.String) kernel = kr.GetString();
+        }
+        string? tracePath = sourcePath != null && Directory.Exists(Path.GetDirectoryName(sourcePath)) ? sourcePath : null;
+        IEnumerable<TraceEvent> Events()
+        {
+            var it = store.ReadStreamAsync(stream).GetAsyncEnumerator();
+            try
+            {
+                while (it.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+                    if (it.Current.Trace is { } t) yield return t;
+            }
+            finally { it.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+        }
+        var header = new CaptureHeader { KernelRelease = kernel };
+        var r = Replay.Audit.Run(Events(), new AuditOptions { TracePath = tracePath, Header = header, Era = era, Applied = applied });
+        return r with { Source = streamName };
+    }
+
+    /// <summary>Appends <paramref name="result"/> to <c>audit-&lt;captureId&gt;</c>; returns the stream name.</summary>
+    public static string Save(IEventStore store, string captureId, AuditResult result)
+    {
+        var stream = new StreamName(AuditStreamPrefix + captureId);
+        var payload = MessagePack.MessagePackSerializer.Serialize(result);
+        store.AppendAsync(stream, ExpectedRevision.Any, EventBatch.Of([new EventRecord(AuditEventType, payload)])).GetAwaiter().GetResult();
+        return stream.Value;
     }
 
     /// <summary>Ground truth from <c>memory.stat.&lt;cgroup&gt;.{before,after}</c> beside the trace: file_mapped in pages.</summary>
@@ -85,13 +133,35 @@ public static class CheckCommand
         return null;
     }
 
-    public static int Run(string path, bool json, string? era, TextWriter output)
+    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = false)
     {
         var forced = ParseEra(era);
-        var result = Audit(path, forced);
-        var truth = GroundTruth(path);
+        AuditResult result;
+        List<CgroupTruth> truth;
+        string? saved = null;
+        if (IsStoredCapture(path))
+        {
+            using var store = StoreFactory.Open(storeSpec, readOnly: !save);
+            result = AuditStored(store, path, forced);
+            truth = [];
+            if (save) saved = Save(store, path[IngestCommand.StreamPrefix.Length..], result);
+        }
+        else
+        {
+            result = Audit(path, forced);
+            truth = GroundTruth(path);
+            if (save)
+            {
+                using var store = StoreFactory.Open(storeSpec);
+                saved = Save(store, IngestCommand.Identify(path).Id, result);
+            }
+        }
         if (json) WriteJson(result, truth, output);
-        else WriteText(result, truth, output);
+        else
+        {
+            WriteText(result, truth, output);
+            if (saved != null) output.WriteLine("Audit result appended to " + saved + ".");
+        }
         return result.Findings.Length > 0 ? ExitCodes.Findings : ExitCodes.Ok;
     }
 

@@ -223,6 +223,7 @@ public sealed class SeedEraAdapter : IEraAdapter
                     else if (mapping != 0) page.Anon = false;
                 }
                 if ((u.TtuFlags & 0xff) != TtuMigration) break;
+                PreparedBy(x, u.Pid, page.Pfn);
                 var at = s.AttemptOfSrc(page.Pfn);
                 if (at == null || at.Pid != u.Pid || at.Outcome != MigrationOutcome.Pending) at = s.BeginAttempt(u.Pid, page.Pfn, u);
                 var sa = x.Attempt(at);
@@ -239,6 +240,7 @@ public sealed class SeedEraAdapter : IEraAdapter
                         x.FreedAnonVmas.Remove(ptr);
                         if (av.Page is { HasPfn: true } pg)
                         {
+                            PreparedBy(x, av.Pid, pg.Pfn);
                             x.Page(pg.Pfn).AnonVma = ptr;
                             if (s.AttemptOfSrc(pg.Pfn) is { } at)
                             {
@@ -261,6 +263,7 @@ public sealed class SeedEraAdapter : IEraAdapter
             case MoveToNewPageEvent mv:
             {
                 if (!mv.Page.HasPfn) break;
+                PreparedBy(x, mv.Pid, mv.Page.Pfn);
                 var at = s.AttemptOfSrc(mv.Page.Pfn);
                 if (at == null || at.Pid != mv.Pid || at.Outcome != MigrationOutcome.Pending) at = s.BeginAttempt(mv.Pid, mv.Page.Pfn, mv);
                 at.MoveEvent = mv;
@@ -291,6 +294,17 @@ public sealed class SeedEraAdapter : IEraAdapter
                 if (pb.Page.HasPfn && s.AttemptOfDst(pb.Page.Pfn) is { } done) End(s, x, done);
                 break;
         }
+    }
+
+    /// <summary>Without the kretprobe on <c>mem_cgroup_prepare_migration</c>: the migration going on
+    /// to unmap or move the page means prepare returned 0 (on -ENOMEM unmap_and_move unlocks and stops).</summary>
+    static void PreparedBy(SeedState x, int pid, ulong src)
+    {
+        if (!x.PrepareInFlight.TryGetValue(pid, out var at) || at.SrcPfn != src) return;
+        x.PrepareInFlight.Remove(pid);
+        var sa = x.Attempt(at);
+        sa.PrepareOk = true;
+        sa.Open = sa.Mem != 0;
     }
 
     static PageState? Known(ReplayState s, in PageRef r)

@@ -159,7 +159,7 @@ public sealed class CommitBeforeRemapSeed : IInvariant
 /// </summary>
 public sealed class MigrationFlagLifetimeSeed : IInvariant
 {
-    readonly Dictionary<ulong, UnchargeCommonEvent> _pending = [];
+    readonly Dictionary<ulong, (UnchargeCommonEvent Event, SeedAttempt Attempt)> _pending = [];
     /// <summary>Migrations whose end_migration ran: checked at the next event on either page.</summary>
     readonly Dictionary<ulong, (EndMigrationEvent End, bool Anon)> _ended = [];
 
@@ -195,13 +195,16 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
             _ended.Clear();
             return;
         }
-        if (seen is { } o && _pending.Remove(o.pfn, out var un))
+        if (seen is { } o && _pending.Remove(o.pfn, out var pend))
         {
+            var un = pend.Event;
+            // registered while prepare had not returned (no kretprobe yet): only a prepare that succeeded opens the window
+            if (!pend.Attempt.PrepareOk) return;
             ctx.Checked(this);
             if (!Seed.Used(o.flags))
                 ctx.Report(this, ReplayContext.MakeFinding(un,
                     $"uncharged-during-migration: old pfn {Seed.Hex(o.pfn)} uncharged (ctype {un.Ctype}) between mem_cgroup_prepare_migration and mem_cgroup_end_migration",
-                    [o.pfn], un.Memcg, [SeedState.Of(s).AttemptOrNull(s.AttemptOfSrc(o.pfn))?.Prepare, un, e]));
+                    [o.pfn], un.Memcg, [pend.Attempt.Prepare, un, e]));
         }
 
         if (_ended.Count > 0)
@@ -221,12 +224,16 @@ public sealed class MigrationFlagLifetimeSeed : IInvariant
             case UnchargeCommonEvent u when u.Page.HasPfn && Seed.Used(u.PcFlags):
             {
                 var at = s.AttemptOfSrc(u.Page.Pfn);
-                var sa = SeedState.Of(s).AttemptOrNull(at);
-                if (sa is not { Open: true }) return;
+                var x = SeedState.Of(s);
+                var sa = x.AttemptOrNull(at);
+                if (sa == null) return;
+                // inside the window, or prepare has not returned yet (decided when it is known)
+                bool preparing = !sa.PrepareOk && sa.End == null && sa.Mem != 0 && x.PrepareInFlight.TryGetValue(at!.Pid, out var inflight) && ReferenceEquals(inflight, at);
+                if (!sa.Open && !preparing) return;
                 if (at!.Tainted) { ctx.Skip(this); return; }
                 bool mappedCheck = u.Ctype is SeedEraAdapter.CtypeMapped or SeedEraAdapter.CtypeDrop;
                 if (mappedCheck && ((u.PcFlags & PcgFlags.Migration) != 0 || u.Mapcount >= 0)) { ctx.Checked(this); return; }
-                _pending[u.Page.Pfn] = u;
+                _pending[u.Page.Pfn] = (u, sa);
                 break;
             }
             case PageFreeEvent f when f.IsActualFree && f.Page.HasPfn:

@@ -3,7 +3,11 @@ using Replayer.Core;
 namespace Replayer.Gen.Sim;
 
 /// <summary>A finding the simulation knows it caused, from its own kernel state (never from a checker).</summary>
-public sealed record ExpectedFinding(string Invariant, string Kind, ulong[] Pfns, long TimeNs, string Detail);
+public sealed record ExpectedFinding(string Invariant, string Kind, ulong[] Pfns, long TimeNs, string Detail)
+{
+    /// <summary>Index of the violating event in the emitted events (-1 when read back from JSON).</summary>
+    public int EventIndex { get; init; } = -1;
+}
 
 /// <summary>
 /// A small model of the 2.6.34 / 2.6.35 kernel objects involved in page migration with memcg:
@@ -99,7 +103,7 @@ public sealed partial class Kernel
     public void Mark(string text) => Tracepoint("ftrace:print", EventField.Str("buf", text));
 
     void Found(string inv, string kind, string detail, params ulong[] pfns) =>
-        Findings.Add(new ExpectedFinding(inv, kind, pfns, Clock, detail));
+        Findings.Add(new ExpectedFinding(inv, kind, pfns, Clock, detail) { EventIndex = Events.Count - 1 });
 
     static EventField Hex(string n, ulong v) => EventField.U64(n, v, FieldStyle.Hex);
     static EventField Dec(string n, ulong v) => EventField.U64(n, v);
