@@ -733,6 +733,4 @@ public sealed class TraceDatReader : ITraceReader
         if (_ownsSource) _src.Dispose();
     }
 
-    /// <summary>For benchmarks: the per-CPU record streams of a file, without decoding.</summary>
-    public static IReadOnlyList<CpuStream> DebugStreams(string path) => new TraceDatReader(path)._streams;
 }
