@@ -95,6 +95,20 @@ public sealed class EventDecoder
         public required PrintExpr[] Args;
         public required string[] Between; // literal text between consecutive conversions of a joined field
         public string? StatName;
+        readonly Dictionary<string, string> _seen = new(StringComparer.Ordinal);
+        string? _last;
+
+        /// <summary>One string instance per distinct joined value (without the global intern table's cost).</summary>
+        public string Dedupe(StringBuilder sb)
+        {
+            var last = _last;
+            if (last != null && sb.Equals(last.AsSpan())) return last;
+            var s = sb.ToString();
+            if (_seen.TryGetValue(s, out var hit)) return _last = hit;
+            if (_seen.Count < 4096) _seen[s] = s;
+            return _last = s;
+        }
+
         /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
         public RecordField? Direct;
         public FieldType Type;
@@ -263,7 +277,7 @@ public sealed class EventDecoder
                     sb.Append(FormatOne(v, p.Convs[k], syms));
                 }
                 if (!ok) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
-                result[n++] = EventField.Str(p.Name, string.Intern(sb.ToString()));
+                result[n++] = EventField.Str(p.Name, p.Dedupe(sb));
             }
         }
         if (n != result.Length) Array.Resize(ref result, n);
