@@ -33,12 +33,9 @@ public sealed class PerfDataReader : ITraceReader
         public string? Name;
     }
 
-    /// <summary>A record waiting for its round: a sample already decoded (all but its comm, which
-    /// depends on the COMM records before it in time), or the bytes of another record.</summary>
+    /// <summary>A decoded sample: all but its comm, which depends on the COMM records before it in time.</summary>
     sealed class Queued
     {
-        public byte[] Buf = [];
-        public int Len;
         public uint Type;
         public ulong Time;
         public long Source;
@@ -62,7 +59,20 @@ public sealed class PerfDataReader : ITraceReader
     Kallsyms? _kallsyms;
     int _longSize = 8;
     RecordContext _ctx;
-    readonly PriorityQueue<Queued, (ulong, long)> _queue = new();
+    /// <summary>A record waiting for its round: its bytes live in <see cref="_arena"/> (no object per
+    /// record, so that records waiting across rounds do not burden the GC).</summary>
+    struct Pending
+    {
+        public int Off, Len;
+        public uint Type;
+        public long Source;
+        public ulong Time;
+    }
+
+    readonly PriorityQueue<Pending, (ulong, long)> _queue = new();
+    byte[] _arena = new byte[1 << 16];
+    int _arenaLen;
+    long _liveBytes;
     readonly Queue<TraceEvent> _ready = new();
     long _seq;
     ulong _nextFlush, _maxTime, _lastFlushed;
@@ -458,12 +468,21 @@ public sealed class PerfDataReader : ITraceReader
         uint type = Endian.U32(buf, _big);
         switch (type)
         {
-            case 9: // SAMPLE: decoded now, released in time order
+            case 9: // SAMPLE: queued raw, decoded when its round is released
             {
-                var q = DecodeSample(buf, len, source, out bool hasTime);
-                if (q == null) return;
-                if (!hasTime) { Emit(q); return; }
-                Enqueue(q);
+                var span = buf.AsSpan(0, len);
+                var a = SampleAttr(span, source);
+                if (a == null)
+                {
+                    Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
+                    return;
+                }
+                if ((a.SampleType & S_TIME) == 0)
+                {
+                    if (DecodeSample(buf, 0, len, source, a) is { } q) Emit(q);
+                    return;
+                }
+                EnqueueRaw(9, buf, len, source, SampleTime(a, span, source));
                 return;
             }
             case 3:  // COMM
@@ -475,11 +494,10 @@ public sealed class PerfDataReader : ITraceReader
                 ulong? t = RecordTime(type, buf.AsSpan(0, len), source);
                 if (t == null)
                 {
-                    DeliverOther(type, buf, len, 0, source);
+                    DeliverOther(type, buf, 0, len, 0, source);
                     return;
                 }
-                var q = new Queued { Type = type, Time = t.Value, Source = source, Len = len, Buf = buf.AsSpan(0, len).ToArray() };
-                Enqueue(q);
+                EnqueueRaw(type, buf, len, source, t.Value);
                 return;
             }
             case 68: // FINISHED_ROUND
@@ -555,22 +573,40 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    void Enqueue(Queued q)
+    void EnqueueRaw(uint type, byte[] buf, int len, long source, ulong time)
     {
-        _queue.Enqueue(q, (q.Time, _seq++));
-        if (q.Time > _maxTime) _maxTime = q.Time;
+        if (_arena.Length - _arenaLen < len)
+            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
+        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
+        _queue.Enqueue(new Pending { Off = _arenaLen, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
+        _arenaLen += len;
+        _liveBytes += len;
+        if (time > _maxTime) _maxTime = time;
         if (_queue.Count > MaxQueued)
         {
             // Like perf's memory limit: flush the older half.
-            var (_, (lo, _)) = PeekPriority();
-            Flush(lo + (_maxTime - lo) / 2);
+            _queue.TryPeek(out _, out var lo);
+            Flush(lo.Item1 + (_maxTime - lo.Item1) / 2);
         }
     }
 
-    (Queued, (ulong, long)) PeekPriority()
+    /// <summary>Moves the records still waiting to the front of a fresh arena.</summary>
+    void CompactArena()
     {
-        _queue.TryPeek(out var q, out var p);
-        return (q!, p);
+        var items = new List<(Pending P, (ulong, long) Pri)>(_queue.Count);
+        while (_queue.TryDequeue(out var p, out var pri)) items.Add((p, pri));
+        var fresh = new byte[Math.Max(1 << 16, _liveBytes * 2)];
+        int o = 0;
+        foreach (var (p, pri) in items)
+        {
+            Buffer.BlockCopy(_arena, p.Off, fresh, o, p.Len);
+            var moved = p;
+            moved.Off = o;
+            o += p.Len;
+            _queue.Enqueue(moved, pri);
+        }
+        _arena = fresh;
+        _arenaLen = o;
     }
 
     static string RecordName(uint t) => t switch
@@ -600,20 +636,9 @@ public sealed class PerfDataReader : ITraceReader
         Stats.Add("perf.compressed_records", StatSeverity.Info);
     }
 
-    /// <summary>The record's timestamp (sample or sample_id trailer), or null when it carries none.</summary>
+    /// <summary>A non-sample record's timestamp (its sample_id trailer), or null when it carries none.</summary>
     ulong? RecordTime(uint type, ReadOnlySpan<byte> rec, long source)
     {
-        if (type == 9)
-        {
-            var a = SampleAttr(rec, source);
-            if (a == null || (a.SampleType & S_TIME) == 0) return null;
-            int p = 8;
-            if ((a.SampleType & S_IDENTIFIER) != 0) p += 8;
-            if ((a.SampleType & S_IP) != 0) p += 8;
-            if ((a.SampleType & S_TID) != 0) p += 8;
-            if (p + 8 > rec.Length) TraceInputException.ThrowAtOffset(_name, source, "sample time inside the record", rec.Length + " bytes");
-            return Endian.U64(rec[p..], _big);
-        }
         var at = TrailerAttr(rec);
         if (at == null || !at.SampleIdAll || (at.SampleType & S_TIME) == 0) return null;
         int off = TrailerTimeOffset(at, rec.Length);
@@ -668,14 +693,21 @@ public sealed class PerfDataReader : ITraceReader
 
     void Flush(ulong limit)
     {
-        while (_queue.TryPeek(out var q, out var pri) && pri.Item1 <= limit)
+        while (_queue.TryPeek(out var p, out var pri) && pri.Item1 <= limit)
         {
             _queue.Dequeue();
-            if (q.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
-            else _lastFlushed = q.Time;
-            if (q.Type == 9) Emit(q);
-            else DeliverOther(q.Type, q.Buf, q.Len, q.Time, q.Source);
+            _liveBytes -= p.Len;
+            if (p.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
+            else _lastFlushed = p.Time;
+            if (p.Type == 9)
+            {
+                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
+                if (a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a) is { } q) Emit(q);
+            }
+            else DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source);
         }
+        if (_queue.Count == 0) _arenaLen = 0;
+        else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
     }
 
     void Emit(Queued q)
@@ -688,9 +720,9 @@ public sealed class PerfDataReader : ITraceReader
         });
     }
 
-    void DeliverOther(uint type, byte[] buf, int len, ulong time, long source)
+    void DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source)
     {
-        var rec = buf.AsSpan(0, len);
+        var rec = buf.AsSpan(start, len);
         switch (type)
         {
             case 3:
@@ -739,17 +771,21 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    Queued? DecodeSample(byte[] buf, int len, long source, out bool hasTime)
+    /// <summary>The time of a sample whose attr has PERF_SAMPLE_TIME.</summary>
+    ulong SampleTime(Attr a, ReadOnlySpan<byte> rec, long source)
     {
-        hasTime = false;
-        var rec = buf.AsSpan(0, len);
-        var a = SampleAttr(rec, source);
-        if (a == null)
-        {
-            Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
-            return null;
-        }
-        hasTime = (a.SampleType & S_TIME) != 0;
+        int p = 8;
+        if ((a.SampleType & S_IDENTIFIER) != 0) p += 8;
+        if ((a.SampleType & S_IP) != 0) p += 8;
+        if ((a.SampleType & S_TID) != 0) p += 8;
+        if (p + 8 > rec.Length) TraceInputException.ThrowAtOffset(_name, source, "sample time inside the record", rec.Length + " bytes");
+        return Endian.U64(rec[p..], _big);
+    }
+
+    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>) into all but its comm.</summary>
+    Queued? DecodeSample(byte[] buf, int start, int len, long source, Attr a)
+    {
+        var rec = buf.AsSpan(start, len);
         ulong st = a.SampleType;
         var r = new ByteReader(rec, source, _big, _name) { Pos = 8 };
         if ((st & S_IDENTIFIER) != 0) r.U64("sample identifier");
@@ -810,7 +846,7 @@ public sealed class PerfDataReader : ITraceReader
                 Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture),
             };
         }
-        _ctx.Set(buf, rawOff, (int)rawSize);
+        _ctx.Set(buf, start + rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
         return new Queued
