@@ -47,10 +47,7 @@ public static class Captures
         while ((e = r.Read()) != null) yield return e;
     }
 
-    /// <summary>TraceOpener for text; trace.dat through its reader directly (TraceOpener does not route binary formats yet).</summary>
-    static ITraceReader Open(string path) => path.EndsWith(".dat", StringComparison.Ordinal)
-        ? new Replayer.Formats.Binary.TraceDatReader(path)
-        : TraceOpener.Open(path);
+    static ITraceReader Open(string path) => TraceOpener.Open(path);
 
     static readonly ConcurrentDictionary<string, Lazy<(List<DomainEvent> Events, ProbeResolver Probes, CaptureHeader Header)>> _decoded = new();
 
