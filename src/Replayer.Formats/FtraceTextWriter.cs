@@ -119,7 +119,8 @@ public sealed class FtraceTextWriter : IDisposable
         {
             var text = sb.ToString(fieldsStart, sb.Length - fieldsStart);
             var back = t.TryMatch(Encoding.UTF8.GetBytes(text), _checkInterner);
-            if (back == null || !back.AsSpan().SequenceEqual(e.Fields) || text.Contains('\n') || text.Contains('\r') || comm.Contains('\n'))
+            if (back == null || !back.AsSpan().SequenceEqual(e.Fields) || text.Contains('\n') || text.Contains('\r') || comm.Contains('\n')
+                || (e.Probe != null && (e.Probe.Contains(')') || e.Probe.Contains('\n'))))
                 LossyEvents++;
         }
         _ = payloadStart;

@@ -270,13 +270,22 @@ public sealed class EventDecoder
         return result;
     }
 
+    ulong _lastIp;
+    Kallsyms? _lastSyms;
+    string? _lastProbe;
+
     /// <summary>The kprobe location column, resolved through kallsyms when possible.</summary>
     public string? Probe(RecordContext ctx, Kallsyms? syms)
     {
         if (_probeIp != null)
         {
             var v = _probeIp.Eval(ctx);
-            return v.IsInt ? ProbeText(v.Bits, syms, true) : null;
+            if (!v.IsInt) return null;
+            // A kprobe event nearly always has the same address: remember the last one.
+            if (v.Bits == _lastIp && ReferenceEquals(syms, _lastSyms) && _lastProbe != null) return _lastProbe;
+            _lastIp = v.Bits;
+            _lastSyms = syms;
+            return _lastProbe = ProbeText(v.Bits, syms, true);
         }
         if (_probeFunc != null && _probeRet != null)
         {

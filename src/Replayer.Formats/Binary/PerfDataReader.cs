@@ -435,9 +435,17 @@ public sealed class PerfDataReader : ITraceReader
                 _nextFlush = _maxTime;
                 Stats.Add("perf.finished_rounds", StatSeverity.Info);
                 return;
-            case 81: // COMPRESSED
-                Decompress(buf, len, source);
+            case 81: // COMPRESSED: header, then zstd data to the end of the record
+                Decompress(buf, 8, len - 8, source);
                 return;
+            case 83: // COMPRESSED2 (perf >= 6.15): header, u64 data size, zstd data, padding to 8 bytes
+            {
+                if (len < 16) TraceInputException.ThrowAtOffset(_name, source, "COMPRESSED2 record with a data size", len + " bytes");
+                ulong dsz = Endian.U64(buf.AsSpan(8), _big);
+                if (dsz > (ulong)(len - 16)) TraceInputException.ThrowAtOffset(_name, source + 8, $"COMPRESSED2 data size <= {len - 16}", dsz.ToString(CultureInfo.InvariantCulture));
+                Decompress(buf, 16, (int)dsz, source);
+                return;
+            }
             case 64: // HEADER_ATTR (pipe)
             {
                 long asz = Endian.U32(buf.AsSpan(12), _big);
@@ -511,7 +519,7 @@ public sealed class PerfDataReader : ITraceReader
         _ => t.ToString(CultureInfo.InvariantCulture),
     };
 
-    void Decompress(byte[] buf, int len, long source)
+    void Decompress(byte[] buf, int at, int count, long source)
     {
         if (_compression != "zstd")
             TraceInputException.ThrowAtOffset(_name, source, "zstd COMPRESSED records", _compression);
@@ -522,8 +530,8 @@ public sealed class PerfDataReader : ITraceReader
         if (keep > 0 && _dPos > 0) Buffer.BlockCopy(_decomp, _dPos, _decomp, 0, keep);
         _dPos = 0;
         _dLen = keep;
-        long limit = Math.Max(_compressedMmapLen * 4, (long)(len - 8) * global::Replayer.Formats.Binary.Decompress.MaxRatio);
-        _dLen = _zstd.Decode(buf.AsSpan(8, len - 8), ref _decomp, keep, Math.Min(limit, 1L << 30), _name, source);
+        long limit = Math.Max(_compressedMmapLen * 4, (long)count * global::Replayer.Formats.Binary.Decompress.MaxRatio);
+        _dLen = _zstd.Decode(buf.AsSpan(at, count), ref _decomp, keep, Math.Min(limit, 1L << 30), _name, source);
         _dSource = source;
         Stats.Add("perf.compressed_records", StatSeverity.Info);
     }
@@ -662,7 +670,11 @@ public sealed class PerfDataReader : ITraceReader
     {
         var rec = buf.AsSpan(0, len);
         var a = SampleAttr(rec, source);
-        if (a == null) return;
+        if (a == null)
+        {
+            Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
+            return;
+        }
         ulong st = a.SampleType;
         var r = new ByteReader(rec, source, _big, _name) { Pos = 8 };
         if ((st & S_IDENTIFIER) != 0) r.U64("sample identifier");

@@ -273,14 +273,19 @@ public abstract class PrintExpr
     internal sealed class Flags(PrintExpr value, string delim, (ulong Value, string Name)[] table) : PrintExpr
     {
         readonly Dictionary<ulong, string> _cache = new();
+        // Last value seen, as one reference: safe to race (worst case a cache miss).
+        sealed record LastFlags(ulong Value, string Text);
+        LastFlags? _last;
 
         public override PrintValue Eval(IRecordContext ctx)
         {
             var v = value.Eval(ctx);
             if (!v.IsInt) return PrintValue.Unknown;
             ulong val = v.Bits;
+            var last = _last;
+            if (last != null && last.Value == val) return new PrintValue(last.Text);
             lock (_cache)
-                if (_cache.TryGetValue(val, out var hit)) return new PrintValue(hit);
+                if (_cache.TryGetValue(val, out var hit)) { _last = new LastFlags(val, hit); return new PrintValue(hit); }
             var sb = new StringBuilder();
             bool printed = false;
             ulong rest = val;

@@ -16,6 +16,8 @@ public sealed class BinaryReaderOptions
     /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
     /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
     public bool RenderText { get; set; }
+    /// <summary>Up to this many CPU streams are merged by a linear scan, more through a heap.</summary>
+    public int LinearMergeLimit { get; set; } = 8;
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -529,9 +531,13 @@ public sealed class TraceDatReader : ITraceReader
             for (int c = 0; c < _v6Cpus.Count; c++)
             {
                 var (off, size) = _v6Cpus[c];
+                _src.Check(off, size, $"CPU {c} trace data");
+                CheckPageFits(_pageSize, size, false, off, c);
                 _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
             }
             Header.Properties["instances"] = "top";
+            // v6 instance buffers (BUFFER options) are not decoded: say so rather than drop them silently.
+            if (_buffers.Count > 0) Stats.Add("tracedat.v6_instances_not_decoded", StatSeverity.DataLoss, _buffers.Count);
             return;
         }
         int inst = 0;
@@ -551,6 +557,7 @@ public sealed class TraceDatReader : ITraceReader
                 // the chunks are bounded by the flyrecord section instead.
                 long csize = compressed && coff <= secEnd ? secEnd - coff : declaredSize;
                 _src.Check(coff, csize, $"CPU {cpu} trace data");
+                CheckPageFits(ps, csize, compressed, coff, cpu);
                 IPageSource pages = compressed
                     ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big)
                     : new RawPageSource(_src, coff, csize, ps);
@@ -559,6 +566,16 @@ public sealed class TraceDatReader : ITraceReader
             inst++;
         }
         Header.Properties["instances"] = string.Join(",", names);
+    }
+
+    /// <summary>A page buffer is only allocated for data that can hold a page: raw CPU data comes in
+    /// whole pages; compressed data must be able to expand to one.</summary>
+    void CheckPageFits(int pageSize, long dataSize, bool compressed, long at, int cpu)
+    {
+        if (dataSize == 0) return;
+        long room = compressed ? dataSize * Decompress.MaxRatio : dataSize;
+        if (pageSize > room)
+            TraceInputException.ThrowAtOffset(Name, at, $"CPU {cpu} data of at least one {pageSize}-byte page", dataSize + " bytes");
     }
 
     long ToNs(ulong raw)
@@ -580,15 +597,44 @@ public sealed class TraceDatReader : ITraceReader
         if (!_started)
         {
             _started = true;
+            var live = new List<CpuStream>();
             foreach (var s in _streams)
-                if (s.Next()) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+                if (s.Next()) live.Add(s);
+            _live = live.ToArray();
+            _liveCount = _live.Length;
+            if (_liveCount > LinearMergeLimit)
+                foreach (var s in _live) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
         }
-        if (!_heap.TryPeek(out var st, out _)) return null;
-        var ev = Decode(st);
-        if (st.Next()) _heap.EnqueueDequeue(st, (st.Timestamp, st.InstanceIndex << 16 | st.Cpu));
+        if (_liveCount <= LinearMergeLimit)
+        {
+            // Few CPUs (the usual case): a linear scan beats a heap.
+            if (_liveCount == 0) return null;
+            int best = 0;
+            for (int i = 1; i < _liveCount; i++)
+            {
+                var a = _live[i];
+                var b = _live[best];
+                if (a.Timestamp < b.Timestamp || a.Timestamp == b.Timestamp && (a.InstanceIndex << 16 | a.Cpu) < (b.InstanceIndex << 16 | b.Cpu))
+                    best = i;
+            }
+            var st = _live[best];
+            var ev = Decode(st);
+            if (!st.Next())
+            {
+                _live[best] = _live[--_liveCount];
+            }
+            return ev;
+        }
+        if (!_heap.TryPeek(out var hs, out _)) return null;
+        var hev = Decode(hs);
+        if (hs.Next()) _heap.EnqueueDequeue(hs, (hs.Timestamp, hs.InstanceIndex << 16 | hs.Cpu));
         else _heap.Dequeue();
-        return ev;
+        return hev;
     }
+
+    int LinearMergeLimit => _opt.LinearMergeLimit;
+    CpuStream[] _live = [];
+    int _liveCount;
 
     TraceEvent Decode(CpuStream s)
     {
