@@ -191,4 +191,19 @@ public class CheckCommandTests : IDisposable
         Assert.Equal(saved[1].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)), saved[0].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)));
         Assert.Empty(saved[0].Findings);
     }
+
+    [Fact]
+    public void Ground_truth_is_put_beside_a_memcg_only_when_the_match_is_unambiguous()
+    {
+        var r = new Replayer.Replay.AuditResult
+        {
+            Memcgs = [new() { Memcg = 1, CounterDelta = 5 }, new() { Memcg = 2, CounterDelta = 0 }, new() { Memcg = 3, CounterDelta = -2 }, new() { Memcg = 4, CounterDelta = -2 }],
+        };
+        var truth = new List<Commands.CheckCommand.CgroupTruth> { new("A", 10, 15), new("B", 0, 0), new("C", 4, 2) };
+        var m = Commands.CheckCommand.MatchGroundTruth(r, truth).Memcgs;
+        Assert.Equal((5L, "A"), (m[0].GroundTruthDelta, m[0].Cgroup));
+        Assert.Null(m[1].GroundTruthDelta); // a zero change says nothing
+        Assert.Null(m[2].GroundTruthDelta); // two memcgs changed by −2: ambiguous
+        Assert.Null(m[3].GroundTruthDelta);
+    }
 }

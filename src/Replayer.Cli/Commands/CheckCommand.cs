@@ -136,6 +136,7 @@ public static class CheckCommand
                 saved = Save(store, IngestCommand.Identify(path).Id, result);
             }
         }
+        result = MatchGroundTruth(result, truth);
         if (json) WriteJson(result, truth, output);
         else
         {
@@ -143,6 +144,21 @@ public static class CheckCommand
             if (saved != null) output.WriteLine("Audit result appended to " + saved + ".");
         }
         return result.Findings.Length > 0 ? ExitCodes.Findings : ExitCodes.Ok;
+    }
+
+    /// <summary>The events name a memcg only by its memcg_data pointer, memory.stat by cgroup: a memcg gets a
+    /// cgroup's ground truth only when the match is unambiguous (one cgroup and one memcg with the same
+    /// non-zero FILE_MAPPED change).</summary>
+    public static AuditResult MatchGroundTruth(AuditResult r, List<CgroupTruth> truth)
+    {
+        var memcgs = r.Memcgs.ToArray();
+        foreach (var t in truth.Where(t => t.DeltaPages != 0))
+        {
+            if (truth.Count(u => u.DeltaPages == t.DeltaPages) != 1) continue;
+            var same = Enumerable.Range(0, memcgs.Length).Where(i => memcgs[i].CounterDelta == t.DeltaPages).ToList();
+            if (same.Count == 1) memcgs[same[0]] = memcgs[same[0]] with { GroundTruthDelta = t.DeltaPages, Cgroup = t.Cgroup };
+        }
+        return r with { Memcgs = memcgs };
     }
 
     static string Hex(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
@@ -173,9 +189,9 @@ public static class CheckCommand
         }
         o.WriteLine();
         o.WriteLine("FILE_MAPPED per memcg over the capture (pages):");
-        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12}");
+        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12} {"ground truth",13}");
         foreach (var m in r.Memcgs)
-            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
+            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0} {(m.GroundTruthDelta is { } g ? g.ToString("+#;-#;0", CultureInfo.InvariantCulture) + " (" + m.Cgroup + ")" : "?"),13}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
         if (truth.Count > 0)
         {
             o.WriteLine("Ground truth beside the trace (memory.stat file_mapped, pages):");
@@ -248,6 +264,7 @@ public static class CheckCommand
                 w.WriteString("memcg", Hex(m.Memcg));
                 w.WriteNumber("file_mapped_delta_counter_pages", m.CounterDelta);
                 w.WriteNumber("file_mapped_delta_page_states", m.ImpliedDelta);
+                if (m.GroundTruthDelta is { } g) { w.WriteNumber("file_mapped_delta_ground_truth_pages", g); w.WriteString("cgroup", m.Cgroup); }
                 w.WriteBoolean("tainted", m.Tainted);
                 w.WriteEndObject();
             }
