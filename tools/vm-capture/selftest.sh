@@ -12,7 +12,7 @@
 #    cgroup of the bundle, the FILE_MAPPED delta the checker derives for that cgroup's memcg (counter
 #    events and page states) equals the ground truth memory.stat delta; cgroup A's delta is the
 #    holder's pages (non-zero), so the comparison is not 0 == 0.
-#    A cgroup's memcg is read from the trace: the file_rmap_add events of the memcg-probe marker process
+#    A cgroup's memcg is read from the trace: the file-rmap-add kprobe events of the memcg-probe marker process
 #    after its "replayer-capture: memcg-probe cgroup=PATH pid=N" line (the marker's own binary, charged to
 #    that cgroup).
 # Prints PASS/FAIL lines; exit 0 when everything holds, 1 otherwise, 2 when it could not run.
@@ -71,7 +71,8 @@ for inv in ("file-mapped-conservation", "migration-flag-lifetime", "commit-befor
             f"{inv}: {v['verdict'] if v else 'absent'}, {v['checked'] if v else 0} checked")
 # memcg of each cgroup from its memcg-probe marker process
 probe = re.compile(r"replayer-capture: memcg-probe cgroup=(\S+) pid=(\d+)")
-rmap = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\].*\bfile_rmap_add:.*\bmemcg=(0x[0-9a-f]+)")
+# file-rmap-add kprobes: rt:file_rmap_add (page_add_file_rmap, 6.1), rt:folio_add_file_rmap_ptes|pmd (6.12)
+rmap = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\].*\b(?:file_rmap_add|folio_add_file_rmap_\w+):.*\bmemcg=(0x[0-9a-f]+)")
 after_marker, votes = {}, {}
 with open(os.path.join(out, "trace.txt")) as f:
     for line in f:
