@@ -63,4 +63,19 @@ public sealed class VmCaptureScriptTests
         Assert.Single(err.Trim().Split('\n'));
         Assert.StartsWith("vm-capture: unknown option '--bogus'", err.Trim());
     }
+
+    [Fact]
+    public void Non_empty_output_folder_is_refused_so_an_old_bundle_cannot_pass_for_a_new_one()
+    {
+        var root = Repo.TempDir("vm-capture-nonempty");
+        try
+        {
+            File.WriteAllText(Path.Combine(root, "trace.txt"), "old\n");
+            var (exit, _, err) = Run("-o", root, "--accel", "tcg");
+            Assert.Equal(2, exit);
+            Assert.Equal($"vm-capture: {root} is not empty (give a new or empty folder)", err.Trim());
+            Assert.Equal(["trace.txt"], Directory.GetFiles(root).Select(Path.GetFileName));
+        }
+        finally { Directory.Delete(root, true); }
+    }
 }
