@@ -61,14 +61,15 @@ public static class IngestCommand
         return ExitCodes.Ok;
     }
 
-    static void IngestOne(IEventStore store, string path, bool strict, TextWriter output)
+    /// <summary>Ingests one trace (a no-op when its bytes are already stored); returns the capture id.</summary>
+    public static string IngestOne(IEventStore store, string path, bool strict, TextWriter output)
     {
         var (id, sha, size) = Identify(path);
         var stream = new StreamName(StreamPrefix + id);
         if (store.GetStreamInfoAsync(stream).GetAwaiter().GetResult() is { } existing)
         {
             output.WriteLine($"{path}: already ingested as {stream} ({existing.EventCount} events); nothing to do");
-            return;
+            return id;
         }
 
         var sw = Stopwatch.StartNew();
@@ -85,7 +86,7 @@ public static class IngestCommand
         catch (WrongExpectedVersionException)
         {
             output.WriteLine($"{path}: already ingested as {stream} (by a concurrent ingest); nothing to do");
-            return;
+            return id;
         }
         try
         {
@@ -127,6 +128,7 @@ public static class IngestCommand
             tx.DisposeAsync().AsTask().GetAwaiter().GetResult(); // no-op after commit; rolls back otherwise
         }
         output.WriteLine($"{path}: ingested {events} events as {stream} ({format}{(kernel != null ? ", kernel " + kernel : "")}) in {sw.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s into {store.Description}");
+        return id;
     }
 
     static string? KernelFromUname(string tracePath)
