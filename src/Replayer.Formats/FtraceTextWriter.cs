@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Replayer.Core;
 using Replayer.Formats.Schema;
+using Replayer.Formats.Writers;
 
 namespace Replayer.Formats;
 
@@ -16,10 +17,8 @@ namespace Replayer.Formats;
 public sealed class FtraceTextWriter : IDisposable
 {
     readonly TextWriter _out;
-    readonly SchemaRegistry _known;
-    readonly Dictionary<string, PrintTemplate> _current = new(StringComparer.Ordinal);
+    readonly SelfDescribingPayload _payload;
     readonly StringBuilder _sb = new(512);
-    readonly Utf8Interner _checkInterner = new(1024);
 
     public long Events { get; private set; }
     /// <summary>Events whose text would not read back equal (a string holding a newline or its own delimiter).</summary>
@@ -30,7 +29,7 @@ public sealed class FtraceTextWriter : IDisposable
     public FtraceTextWriter(Stream output, SchemaRegistry? known = null, bool leaveOpen = false)
     {
         _out = new StreamWriter(output, new UTF8Encoding(false), 1 << 16, leaveOpen) { NewLine = "\n" };
-        _known = known ?? SchemaRegistry.CreateBuiltIn();
+        _payload = new SelfDescribingPayload(known ?? SchemaRegistry.CreateBuiltIn());
     }
 
     public void WriteHeader(CaptureHeader header)
@@ -38,67 +37,9 @@ public sealed class FtraceTextWriter : IDisposable
         if (header.CpuCount is { } n) _out.Write("cpus=" + n.ToString(CultureInfo.InvariantCulture) + "\n");
     }
 
-    static ProbeKind KindOf(TraceEvent e) => e.Probe == null ? ProbeKind.None : e.Probe.Contains(" <- ", StringComparison.Ordinal) ? ProbeKind.Kretprobe : ProbeKind.Kprobe;
-
-    PrintTemplate TemplateFor(TraceEvent e)
-    {
-        var kind = KindOf(e);
-        if (_current.TryGetValue(e.Name, out var cur) && cur.Probe == kind && cur.Fits(e.Fields)) return cur;
-        PrintTemplate? chosen = null;
-        if (_known.Find(e.Name) is { } schema)
-            foreach (var t in schema.Templates)
-                if (t.Probe == kind && t.Fits(e.Fields)) { chosen = t; break; }
-        chosen ??= Synthesize(e.Fields, kind);
-        var names = chosen.Fields.Count == 0 ? "-" : string.Join(",", chosen.Fields.Select(f => f.Name));
-        _out.Write(TextTraceReader.SelfFormatPrefix + e.Name + " " + (kind switch { ProbeKind.Kprobe => "kprobe", ProbeKind.Kretprobe => "kretprobe", _ => "-" })
-            + " " + names + " " + FormatString(chosen) + "\n");
-        _current[e.Name] = chosen;
-        return chosen;
-    }
-
-    /// <summary>The template's format without the probe prefix, '%' in literals escaped.</summary>
-    static string FormatString(PrintTemplate t)
-    {
-        var sb = new StringBuilder();
-        for (int i = 0; i < t.Fields.Count; i++)
-            sb.Append(t.Literals[i].Replace("%", "%%")).Append(t.Fields[i].Spec);
-        sb.Append(t.Literals[^1].Replace("%", "%%"));
-        return sb.ToString();
-    }
-
-    static PrintTemplate Synthesize(EventField[] fields, ProbeKind kind)
-    {
-        var lits = new string[fields.Length + 1];
-        var tf = new TemplateField[fields.Length];
-        var fmt = new StringBuilder();
-        lits[0] = "";
-        for (int i = 0; i < fields.Length; i++)
-        {
-            var f = fields[i];
-            lits[i] = (i == 0 ? "" : lits[i]) + f.Name + "=";
-            if (i > 0) lits[i] = " " + f.Name + "=";
-            (string spec, ValueSyntax syn) = f.Type switch
-            {
-                FieldType.Str => ("%s", ValueSyntax.String),
-                FieldType.S64 => ("%ld", ValueSyntax.SignedDecimal),
-                _ => f.Style switch
-                {
-                    FieldStyle.Hex => ("0x%lx", ValueSyntax.Hex),
-                    FieldStyle.BareHex => ("%lx", ValueSyntax.Hex),
-                    FieldStyle.Pointer => ("%p", ValueSyntax.Pointer),
-                    _ => ("%lu", ValueSyntax.Decimal),
-                },
-            };
-            tf[i] = new TemplateField { Name = f.Name, Type = f.Type, Style = f.Type == FieldType.S64 ? FieldStyle.Decimal : f.Style, Syntax = syn, Spec = spec };
-            lits[i + 1] = "";
-            fmt.Append(lits[i]).Append(spec);
-        }
-        return PrintTemplate.FromParts(fmt.ToString(), kind, lits, tf);
-    }
-
     public void Write(TraceEvent e)
     {
-        var t = TemplateFor(e);
+        var t = _payload.TemplateFor(e, _out);
         var sb = _sb;
         sb.Clear();
         var comm = e.Comm;
@@ -110,7 +51,6 @@ public sealed class FtraceTextWriter : IDisposable
         sb.Append(" [").Append(e.Cpu >= 0 ? e.Cpu.ToString("D3", CultureInfo.InvariantCulture) : ((uint)e.Cpu).ToString(CultureInfo.InvariantCulture)).Append("] ");
         if (e.Flags != null) sb.Append(e.Flags).Append(' ');
         sb.Append(TraceEvent.FormatTimestamp(e.Timestamp)).Append(": ").Append(e.Name).Append(':');
-        int payloadStart = sb.Length + 1;
         if (e.Probe != null || t.Fields.Count > 0 || t.Literals[0].Length > 0) sb.Append(' ');
         if (e.Probe != null) sb.Append('(').Append(e.Probe).Append(") ");
         int fieldsStart = sb.Length;
@@ -118,18 +58,12 @@ public sealed class FtraceTextWriter : IDisposable
         if (Verify)
         {
             var text = sb.ToString(fieldsStart, sb.Length - fieldsStart);
-            var back = t.TryMatch(Encoding.UTF8.GetBytes(text), _checkInterner);
-            if (back == null || !back.AsSpan().SequenceEqual(e.Fields) || text.Contains('\n') || text.Contains('\r') || comm.Contains('\n'))
+            if (!_payload.ReadsBack(t, text, e) || text.Contains('\n') || text.Contains('\r') || comm.Contains('\n')
+                || (e.Probe != null && (e.Probe.Contains(')') || e.Probe.Contains('\n'))))
                 LossyEvents++;
         }
-        _ = payloadStart;
         // a newline inside a value would break the line structure: escape it (the event is counted as lossy)
-        for (int i = 0; i < sb.Length; i++)
-            if (sb[i] is '\n' or '\r')
-            {
-                sb.Replace("\r", "\\r").Replace("\n", "\\n");
-                break;
-            }
+        SelfDescribingPayload.EscapeNewlines(sb);
         sb.Append('\n');
         _out.Write(sb);
         Events++;

@@ -15,6 +15,8 @@ public sealed class TextTraceReader : ITraceReader
     /// <summary>Default system for a raw-ftrace event whose system nothing names.</summary>
     public const string UnknownSystem = "unknown";
     public const string PrintName = "ftrace:print";
+    /// <summary>Function tracer lines (<c>func &lt;-parent</c>).</summary>
+    public const string FunctionName = "ftrace:function";
 
     /// <summary>Prefix of the comment lines by which Replayer's own text writer describes its print formats.</summary>
     public const string SelfFormatPrefix = "# replayer:format ";
@@ -55,8 +57,17 @@ public sealed class TextTraceReader : ITraceReader
         _options = options ?? TraceOpenOptions.Default;
     }
 
+    long _overwritten;      // entries-written minus entries-in-buffer, announced before the first event
+    TraceEvent? _stash;     // the event that follows that announcement
+
     public TraceEvent? Read()
     {
+        if (_stash != null)
+        {
+            var s = _stash;
+            _stash = null;
+            return s;
+        }
         if (_ended) return null;
         while (_lines.TryReadLine(out var line))
         {
@@ -73,6 +84,21 @@ public sealed class TextTraceReader : ITraceReader
             {
                 Stats.Events++;
                 _lastTs = ev.Timestamp;
+                if (_overwritten > 0)
+                {
+                    // the ring buffer overwrote the oldest events: data loss before the first event kept
+                    var loss = new TraceEvent
+                    {
+                        Timestamp = ev.Timestamp, Cpu = -1, Pid = 0, Comm = "", Name = SyntheticEvents.DataLoss,
+                        Fields = [EventField.U64("lost", (ulong)_overwritten)], Source = ev.Source,
+                    };
+                    Stats.LostEvents += _overwritten;
+                    Stats.DataLossMarkers++;
+                    Stats.Events++;
+                    _overwritten = 0;
+                    _stash = ev;
+                    return loss;
+                }
                 return ev;
             }
             if (skip) continue;
@@ -135,7 +161,15 @@ public sealed class TextTraceReader : ITraceReader
         {
             var rest = s["# entries-in-buffer/entries-written:".Length..].Trim();
             int sp = rest.IndexOf(' ');
-            Header.Properties["entries-in-buffer/entries-written"] = sp < 0 ? rest : rest[..sp];
+            var counts = sp < 0 ? rest : rest[..sp];
+            Header.Properties["entries-in-buffer/entries-written"] = counts;
+            int slash = counts.IndexOf('/');
+            if (slash > 0 && long.TryParse(counts[..slash], NumberStyles.None, CultureInfo.InvariantCulture, out long inBuf)
+                && long.TryParse(counts[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out long written) && written > inBuf)
+            {
+                _overwritten = written - inBuf;
+                Stats.Add("entries_overwritten", StatSeverity.DataLoss, written - inBuf);
+            }
             int p = rest.IndexOf("#P:", StringComparison.Ordinal);
             if (p >= 0 && int.TryParse(rest[(p + 3)..].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int n))
                 Header.CpuCount = n;
@@ -383,7 +417,29 @@ public sealed class TextTraceReader : ITraceReader
             if (ch == (byte)' ' || ch == (byte)'\t') break;
             if (ch == (byte)':' && (j + 1 == line.Length || line[j + 1] == (byte)' ' || line[j + 1] == (byte)'\t')) { ne = j; break; }
         }
-        if (ne <= ns) { _why = "'EVENT:' after the timestamp"; return null; }
+        if (ne <= ns)
+        {
+            // function tracer: "func <-parent" (ftrace:function, print fmt " %ps <-- %ps")
+            int fe = TokenEnd(line, ns);
+            int ps2 = SkipBlanks(line, fe);
+            if (fe > ns && line[ps2..].StartsWith("<-"u8))
+            {
+                var parent = line[(ps2 + 2)..].TrimStart((byte)'-').Trim((byte)' ');
+                return new TraceEvent
+                {
+                    Timestamp = ts,
+                    Cpu = cpu,
+                    Pid = pid,
+                    Comm = _interner.Get(comm),
+                    Name = FunctionName,
+                    Fields = [EventField.Str("ip", _interner.Get(line[ns..fe])), EventField.Str("parent_ip", _interner.Get(parent))],
+                    Source = _lines.LineNumber,
+                    Flags = flags.Length == 0 ? null : _interner.Get(flags),
+                };
+            }
+            _why = "'EVENT:' after the timestamp";
+            return null;
+        }
         var nameBytes = line[ns..ne];
         var payload = line[SkipBlanks(line, ne + 1)..];
         if (Format == TraceFormat.PerfScript) payload = StripPerfIpSym(payload);
@@ -445,7 +501,7 @@ public sealed class TextTraceReader : ITraceReader
     }
 
     /// <summary>perf script -F ip,sym adds " ffffffff998f9486 __alloc_pages+0x256 ([kernel.kallsyms])".</summary>
-    static ReadOnlySpan<byte> StripPerfIpSym(ReadOnlySpan<byte> p)
+    internal static ReadOnlySpan<byte> StripPerfIpSym(ReadOnlySpan<byte> p)
     {
         if (p.Length == 0 || p[^1] != (byte)')') return p;
         int op = p.LastIndexOf(" ("u8);

@@ -36,6 +36,15 @@ public sealed class PageState(ulong pfn)
 
     public PageState Clone() => (PageState)MemberwiseClone();
 
+    /// <summary>An allocation-free copy of the state (for "state before" evidence).</summary>
+    public PageView View() => new(Pfn, Alloc, Order, Anon, File, Mapcount, Memcg, PcgFlags, Attempt);
+
+    public override string ToString() => View().ToString();
+}
+
+/// <summary>A value copy of a <see cref="PageState"/>.</summary>
+public readonly record struct PageView(ulong Pfn, AllocState Alloc, int Order, bool? Anon, FileId? File, int? Mapcount, ulong? Memcg, ulong? PcgFlags, MigrationAttempt? Attempt)
+{
     public override string ToString()
     {
         var sb = new StringBuilder();
@@ -60,6 +69,9 @@ public sealed class MemcgState(ulong id)
     /// <summary>FILE_MAPPED updates seen (counter events), whatever their net effect.</summary>
     public long Updates { get; set; }
     public bool Tainted { get; set; }
+    /// <summary>Keyed by the cgroup id of the 6.13+ memcg tracepoints (not a memcg_data pointer): page
+    /// states cannot imply its FILE_MAPPED, so only the counter is known.</summary>
+    public bool IsCgroupId { get; set; }
 }
 
 public enum MigrationOutcome : byte { Pending = 0, Success = 1, Failed = 2, Unknown = 3 }
@@ -81,10 +93,14 @@ public sealed class MigrationAttempt
     public DomainEvent? CommitEvent { get; set; }
     public DomainEvent? OutcomeEvent { get; set; }
     public int SetEntries { get; set; }
+    /// <summary>The dst page was freed (mm_page_free) while this attempt named it.</summary>
+    public bool DstFreed { get; set; }
     public int RemoveEntries { get; set; }
     /// <summary>State became unknown (data loss) during the attempt.</summary>
     public bool Tainted { get; set; }
     public bool Committed => CommitEvent != null;
+    /// <summary>Bits invariants may use to mark the attempt as handled (so their memory stays ∝ live attempts).</summary>
+    public uint Marks { get; set; }
 }
 
 /// <summary>An <c>mm_migrate_pages_start</c> … <c>mm_migrate_pages</c> window of one task.</summary>
@@ -122,6 +138,10 @@ public sealed class ReplayState
     public long DataLoss { get; set; }
     long _nextAttempt;
 
+    /// <summary>Observer hooks (reports, timelines): an attempt began / ended. Null: nobody listens.</summary>
+    public Action<MigrationAttempt>? AttemptBegun { get; set; }
+    public Action<MigrationAttempt>? AttemptEnded { get; set; }
+
     public PageState Page(ulong pfn)
     {
         if (!Pages.TryGetValue(pfn, out var p)) Pages[pfn] = p = new PageState(pfn);
@@ -146,6 +166,7 @@ public sealed class ReplayState
         sp.Attempt = a;
         AttemptsBySrc[src] = a;
         w?.Attempts.Add(a);
+        AttemptBegun?.Invoke(a);
         return a;
     }
 
@@ -160,6 +181,7 @@ public sealed class ReplayState
         if (AttemptsBySrc.TryGetValue(a.SrcPfn, out var cur) && ReferenceEquals(cur, a)) AttemptsBySrc.Remove(a.SrcPfn);
         if (Pages.TryGetValue(a.SrcPfn, out var s) && ReferenceEquals(s.Attempt, a)) s.Attempt = null;
         if (a.DstPfn != PageRef.NoPfn && Pages.TryGetValue(a.DstPfn, out var d) && ReferenceEquals(d.Attempt, a)) d.Attempt = null;
+        AttemptEnded?.Invoke(a);
     }
 
     /// <summary>The kernel dropped events: everything known may be stale.</summary>

@@ -44,7 +44,7 @@ public static class BatchCodec
 {
     /// <summary>Largest decoded body accepted (a guard against hostile lengths).</summary>
     public const int MaxRawLength = 1 << 30;
-    public const int ZstdLevel = 3;
+    public const int ZstdLevel = 1;
 
     public static readonly MessagePackSerializerOptions Options =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
@@ -63,7 +63,7 @@ public static class BatchCodec
         if (batch.TraceEvents is { } events)
         {
             kind = BodyKind.TraceEvents;
-            MessagePackSerializer.Serialize(raw, events, Options);
+            TraceEventEncoder.Encode(raw, events);
         }
         else
         {

@@ -50,20 +50,21 @@ public static class TraceEventDecoder
                 case 0: ts = r.ReadInt64(); break;
                 case 1: cpu = r.ReadInt32(); break;
                 case 2: pid = r.ReadInt32(); break;
-                case 3: comm = interner.Read(ref r) ?? ""; break;
-                case 4: name = interner.Read(ref r) ?? ""; break;
-                case 5: fields = ReadFields(ref r, interner); break;
-                case 6: probe = interner.Read(ref r); break;
+                case 3: comm = interner.ReadSlot(ref r, 0) ?? ""; break;
+                case 4: name = interner.ReadSlot(ref r, 1) ?? ""; break;
+                case 5: fields = ReadFields(ref r, interner, name); break;
+                case 6: probe = interner.ReadSlot(ref r, 2); break;
                 case 7: source = r.ReadInt64(); break;
-                case 8: flags = interner.Read(ref r); break;
+                case 8: flags = interner.ReadSlot(ref r, 3); break;
                 default: r.Skip(); break;
             }
         }
         return new TraceEvent { Timestamp = ts, Cpu = cpu, Pid = pid, Comm = comm, Name = name, Fields = fields, Probe = probe, Source = source, Flags = flags };
     }
 
-    static EventField[] ReadFields(ref MessagePackReader r, Interner interner)
+    static EventField[] ReadFields(ref MessagePackReader r, Interner interner, string eventName)
     {
+        var names = interner.FieldNames(eventName);
         if (r.TryReadNil()) return TraceEvent.NoFields;
         int n = r.ReadArrayHeader();
         if (n == 0) return TraceEvent.NoFields;
@@ -80,7 +81,7 @@ public static class TraceEventDecoder
             {
                 switch (k)
                 {
-                    case 0: fname = interner.Read(ref r) ?? ""; break;
+                    case 0: fname = (i < names.Length ? interner.ReadCached(ref r, ref names[i]) : interner.Read(ref r)) ?? ""; break;
                     case 1: kind = r.ReadByte(); break;
                     case 2: bits = r.ReadUInt64(); break;
                     case 3: text = interner.Read(ref r); break;
@@ -107,6 +108,49 @@ public static class TraceEventDecoder
             public string? Value;
         }
 
+        /// <summary>A remembered string and its UTF-8 bytes.</summary>
+        public struct Cached
+        {
+            public byte[]? Utf8;
+            public string? Value;
+        }
+
+        readonly Cached[] _slots = new Cached[4];
+        readonly Dictionary<string, Cached[]> _fieldNames = new(ReferenceEqualityComparer.Instance);
+
+        /// <summary>Field names seen at each position for an event name (they repeat event after event).</summary>
+        public Cached[] FieldNames(string eventName)
+        {
+            if (!_fieldNames.TryGetValue(eventName, out var a))
+            {
+                if (_fieldNames.Count >= 4096) return [];
+                _fieldNames[eventName] = a = new Cached[32];
+            }
+            return a;
+        }
+
+        /// <summary>Comm, name, probe, flags: usually the same as in the previous event.</summary>
+        public string? ReadSlot(ref MessagePackReader r, int slot) => ReadCached(ref r, ref _slots[slot]);
+
+        public string? ReadCached(ref MessagePackReader r, ref Cached c)
+        {
+            if (r.TryReadNil()) return null;
+            if (r.NextMessagePackType != MessagePackType.String) throw new MessagePackSerializationException($"expected a string, found {r.NextMessagePackType}");
+            if (!r.TryReadStringSpan(out var span))
+            {
+                var seq = r.ReadStringSequence();
+                return seq is { } sq ? Encoding.UTF8.GetString(sq) : null;
+            }
+            if (c.Utf8 != null && span.SequenceEqual(c.Utf8)) return c.Value;
+            var s = Lookup(span);
+            if (span.Length <= MaxLen)
+            {
+                c.Value = s;
+                c.Utf8 = span.ToArray();
+            }
+            return s;
+        }
+
         public string? Read(ref MessagePackReader r)
         {
             if (r.TryReadNil()) return null;
@@ -116,6 +160,11 @@ public static class TraceEventDecoder
                 var seq = r.ReadStringSequence();
                 return seq is { } s ? Encoding.UTF8.GetString(s) : null;
             }
+            return Lookup(span);
+        }
+
+        string Lookup(ReadOnlySpan<byte> span)
+        {
             if (span.Length == 0) return "";
             if (span.Length > MaxLen) return Encoding.UTF8.GetString(span);
             uint h = Crc32C.Append(0x9e3779b9u, span);
@@ -134,7 +183,7 @@ public static class TraceEventDecoder
                     _count++;
                     return e.Value;
                 }
-                if (e.Hash == h && span.SequenceEqual(e.Utf8)) return e.Value;
+                if (e.Hash == h && span.SequenceEqual(e.Utf8)) return e.Value!;
                 i = (i + 1) & mask;
             }
         }

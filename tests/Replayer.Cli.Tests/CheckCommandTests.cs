@@ -161,4 +161,49 @@ public class CheckCommandTests : IDisposable
         Assert.Equal(2, code3);
         Assert.Contains("--at", err3);
     }
+
+    [Fact]
+    public async Task Check_of_a_stored_capture_saves_its_result_in_the_audit_stream()
+    {
+        var trace = Repo.Trace("6.1-ext4-fail", "ftrace", "trace.txt.zst");
+        var store = Path.Combine(_tmp, "store");
+        var (code, _, err) = Run("ingest", trace, "--store", store);
+        Assert.True(code == 0, err);
+        var id = Commands.IngestCommand.Identify(trace).Id;
+        var (code2, text, err2) = Run("check", "capture-" + id, "--store", store, "--save");
+        Assert.True(code2 == 0, err2);
+        Assert.Contains("audit-" + id, text);
+        var (code3, _, err3) = Run("check", trace, "--store", store, "--save", "--json");
+        Assert.True(code3 == 0, err3);
+
+        using var s = Replayer.Store.StoreFactory.Open(store, readOnly: true);
+        var saved = new List<Replayer.Replay.AuditResult>();
+        await foreach (var ev in s.ReadStreamAsync("audit-" + id))
+        {
+            Assert.Equal(Commands.CheckCommand.AuditEventType, ev.EventType);
+            saved.Add(MessagePack.MessagePackSerializer.Deserialize<Replayer.Replay.AuditResult>(ev.Payload));
+        }
+        Assert.Equal(2, saved.Count);
+        Assert.Equal("capture-" + id, saved[0].Source);
+        Assert.Equal(trace, saved[1].Source);
+        // the stored events audit exactly like the file
+        Assert.Equal(saved[1].Events, saved[0].Events);
+        Assert.Equal(saved[1].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)), saved[0].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)));
+        Assert.Empty(saved[0].Findings);
+    }
+
+    [Fact]
+    public void Ground_truth_is_put_beside_a_memcg_only_when_the_match_is_unambiguous()
+    {
+        var r = new Replayer.Replay.AuditResult
+        {
+            Memcgs = [new() { Memcg = 1, CounterDelta = 5 }, new() { Memcg = 2, CounterDelta = 0 }, new() { Memcg = 3, CounterDelta = -2 }, new() { Memcg = 4, CounterDelta = -2 }],
+        };
+        var truth = new List<Commands.CheckCommand.CgroupTruth> { new("A", 10, 15), new("B", 0, 0), new("C", 4, 2) };
+        var m = Commands.CheckCommand.MatchGroundTruth(r, truth).Memcgs;
+        Assert.Equal((5L, "A"), (m[0].GroundTruthDelta, m[0].Cgroup));
+        Assert.Null(m[1].GroundTruthDelta); // a zero change says nothing
+        Assert.Null(m[2].GroundTruthDelta); // two memcgs changed by −2: ambiguous
+        Assert.Null(m[3].GroundTruthDelta);
+    }
 }

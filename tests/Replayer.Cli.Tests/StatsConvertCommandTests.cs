@@ -126,6 +126,22 @@ public class StatsConvertCommandTests : IDisposable
     }
 
     [Fact]
+    public void Convert_sort_merges_out_of_order_cpus()
+    {
+        var f = Path.Combine(_tmp, "ooo.txt");
+        File.WriteAllText(f, "# tracer: nop\n" +
+            "  a-1 [000] ..... 1.000003: mm_page_free: page=ffd9298781fe4b80 pfn=0x3 order=0\n" +
+            "  a-1 [001] ..... 1.000001: mm_page_free: page=ffd9298781fe4b80 pfn=0x1 order=0\n" +
+            "  a-1 [001] ..... 1.000002: mm_page_free: page=ffd9298781fe4b80 pfn=0x2 order=0\n");
+        var outFile = Path.Combine(_tmp, "sorted.jsonl");
+        Assert.Equal(0, Run("convert", f, "--to", "jsonl", "-o", outFile, "--sort").Code);
+        Assert.Equal([1UL, 2UL, 3UL], Read(outFile).Select(e => e.U64("pfn")!.Value));
+        var unsorted = Path.Combine(_tmp, "unsorted.jsonl");
+        Assert.Equal(0, Run("convert", f, "--to", "jsonl", "-o", unsorted).Code);
+        Assert.Equal([3UL, 1UL, 2UL], Read(unsorted).Select(e => e.U64("pfn")!.Value));
+    }
+
+    [Fact]
     public void Convert_with_an_unknown_target_format_exits_2()
     {
         var (code, _, err) = Run("convert", Repo.Trace("6.1-ext4-fail", "ftrace", "trace.txt.zst"), "--to", "xml", "-o", Path.Combine(_tmp, "x"));

@@ -116,6 +116,38 @@ public class InlineTextTests
     }
 
     [Fact]
+    public void Function_tracer_lines_are_ftrace_function_events()
+    {
+        var evs = ReadText("# tracer: function\n" +
+            "           migwl-401     [000] ...1.    25.000001: move_to_new_folio <-migrate_pages_batch\n" +
+            "           migwl-401     [000] ...1.    25.000002: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");
+        Assert.Equal(["ftrace:function", "kmem:mm_page_free"], evs.Select(e => e.Name));
+        Assert.Equal("move_to_new_folio", evs[0].Str("ip"));
+        Assert.Equal("migrate_pages_batch", evs[0].Str("parent_ip"));
+        // and through the text writer and back
+        var ms = new MemoryStream();
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true)) foreach (var e in evs) w.Write(e);
+        ms.Position = 0;
+        using var r = TraceOpener.Open(ms, new TraceOpenOptions { Strict = true });
+        Assert.Equal(evs, ReadAll(r));
+    }
+
+    [Fact]
+    public void Overwritten_ring_buffer_entries_are_a_data_loss_event_before_the_first_event()
+    {
+        using var r = OpenText("# tracer: nop\n#\n# entries-in-buffer/entries-written: 2/1002   #P:2\n#\n" +
+            "           migwl-401     [000] .....    25.000001: mm_page_free: page=ffd9298781fe4b80 pfn=0x1 order=0\n" +
+            "           migwl-401     [000] .....    25.000002: mm_page_free: page=ffd9298781fe4b80 pfn=0x2 order=0\n", strict: true);
+        var evs = ReadAll(r);
+        Assert.Equal([SyntheticEvents.DataLoss, "kmem:mm_page_free", "kmem:mm_page_free"], evs.Select(e => e.Name));
+        Assert.Equal(1000UL, evs[0].U64("lost"));
+        Assert.Equal(evs[1].Timestamp, evs[0].Timestamp);
+        Assert.Equal(1000, r.Stats.LostEvents);
+        Assert.Equal(3, r.Stats.Events);
+        Assert.Equal(1000, r.Stats.Counters["entries_overwritten"].Value);
+    }
+
+    [Fact]
     public void Counter_clock_integer_timestamps()
     {
         var evs = ReadText("# tracer: nop\n            bash-1977  [000] ....  123456789012: mm_page_free: page=ffd9298781fe4b80 pfn=0x7f92e order=0\n");

@@ -96,15 +96,15 @@ public class PropertyTests
         });
     }
 
-    static readonly Gen<string> Ident = Gen.Char["abcdefghijklmnopqrstuvwxyz_"].Array[1, 8].Select(a => new string(a));
-    static readonly Gen<string> Text = Gen.Char["abcXYZ019 _-|:/.()<>,"].Array[0, 20].Select(a => new string(a));
+    internal static readonly Gen<string> Ident = Gen.Char["abcdefghijklmnopqrstuvwxyz_"].Array[1, 8].Select(a => new string(a));
+    internal static readonly Gen<string> Text = Gen.Char["abcXYZ019 _-|:/.()<>,"].Array[0, 20].Select(a => new string(a));
 
-    static readonly Gen<EventField> Field = Gen.OneOf(
+    internal static readonly Gen<EventField> Field = Gen.OneOf(
         Gen.Select(Ident, Gen.ULong, Gen.Int[0, 3], (n, v, s) => EventField.U64(n, v, (FieldStyle)s)),
         Gen.Select(Ident, Gen.Long, (n, v) => EventField.S64(n, v)),
         Gen.Select(Ident, Text, (n, v) => EventField.Str(n, v)));
 
-    static readonly Gen<TraceEvent> Event = Gen.Select(
+    internal static readonly Gen<TraceEvent> Event = Gen.Select(
         Gen.Long[0, long.MaxValue / 2], Gen.Int[-1, 511], Gen.Int[-1, 4_000_000],
         Gen.Char["abcKW09 /:-[]"].Array[1, 15].Select(a => new string(a).Trim() is { Length: > 0 } s ? s : "x"),
         Gen.Select(Ident, Ident, (s, n) => s + ":" + n),
@@ -131,10 +131,11 @@ public class PropertyTests
     [Fact]
     public void Time_sorter_with_a_large_enough_window_is_a_stable_sort()
     {
-        WithTimeout(() => Gen.Select(Gen.Int[0, 50].Array[0, 300], Gen.Int[1, 400]).Sample((stamps, window) =>
+        WithTimeout(() => Gen.Select(Gen.Int[0, 50].Array[0, 300], Gen.Int[1, 400], Gen.Int[0, 60]).Sample((stamps, window, horizon) =>
         {
             var events = stamps.Select((t, i) => new TraceEvent { Timestamp = t, Name = "x:y", Source = i }).ToList();
-            using var s = new TimeSorter(new ListReader(events), window);
+            // horizon 0 (off) or beyond the spread of the stamps: only the count window matters
+            using var s = new TimeSorter(new ListReader(events), window, horizon < 51 ? 0 : horizon);
             var got = ReadAll(s);
             Assert.Equal(events.Count, got.Count);
             Assert.Equal(events.Select(e => e.Source).Order(), got.Select(e => e.Source).Order());
@@ -148,6 +149,26 @@ public class PropertyTests
             foreach (var e in got) { if (e.Timestamp < max) back++; max = Math.Max(max, e.Timestamp); }
             Assert.Equal(back, s.OutOfOrderEvents);
         }, seed: Seed(600), iter: 300, threads: 1));
+    }
+
+    [Fact]
+    public void Time_sorter_horizon_releases_events_early_and_counts_what_comes_later()
+    {
+        WithTimeout(() => Gen.Select(Gen.Int[0, 1000].Array[0, 300], Gen.Int[1, 200]).Sample((stamps, horizon) =>
+        {
+            var events = stamps.Select((t, i) => new TraceEvent { Timestamp = t, Name = "x:y", Source = i }).ToList();
+            using var s = new TimeSorter(new ListReader(events), 1 << 20, horizon);
+            var got = ReadAll(s);
+            Assert.Equal(events.Select(e => e.Source).Order(), got.Select(e => e.Source).Order());
+            long back = 0, max = long.MinValue;
+            foreach (var e in got) { if (e.Timestamp < max) back++; max = Math.Max(max, e.Timestamp); }
+            Assert.Equal(back, s.OutOfOrderEvents);
+            // an event can only be late if it was more than the horizon behind the newest one read before it
+            long seen = long.MinValue;
+            long mustBeInOrder = 0;
+            foreach (var e in events) { if (seen - e.Timestamp <= horizon) mustBeInOrder++; seen = Math.Max(seen, e.Timestamp); }
+            Assert.True(back <= events.Count - mustBeInOrder);
+        }, seed: Seed(650), iter: 300, threads: 1));
     }
 
     [Fact]

@@ -53,6 +53,39 @@ public class RealCaptureTests
         return rx.Matches(text).GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => (long)g.Count());
     }
 
+    public static TheoryData<string> SyntheticTexts()
+    {
+        var d = new TheoryData<string>();
+        var root = Repo.Trace("synthetic");
+        if (Directory.Exists(root))
+            foreach (var f in Directory.GetFiles(root, "trace.txt*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+                d.Add(Path.GetRelativePath(Repo.Traces, f));
+        return d;
+    }
+
+    /// <summary>The seed-era traces of tools/gen (raw ftrace with their kprobe_events.txt): every line an event of a
+    /// known system, counts equal a plain regex count of the event lines.</summary>
+    [Theory]
+    [MemberData(nameof(SyntheticTexts))]
+    public void Synthetic_seed_era_trace_parses_fully_with_every_event_named(string rel)
+    {
+        var path = Path.Combine(Repo.Traces, rel);
+        var text = Decompressed(path);
+        var rx = new Regex(@"^\s*\S.*?-\d+\s+\[\d+\]\s+(?:\S+\s+)?\d+\.\d+:\s+(\S+):", RegexOptions.Multiline);
+        var expected = rx.Matches(text).GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => (long)g.Count());
+        var got = new Dictionary<string, long>();
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true });
+        while (r.Read() is { } e)
+        {
+            Assert.DoesNotContain("unknown:", e.Name);
+            var key = e.Name == "ftrace:print" ? e.Str("ip")! : e.ShortName.ToString();
+            got[key] = got.GetValueOrDefault(key) + 1;
+        }
+        Assert.Equal(0, r.Stats.UnparsedLines);
+        Assert.DoesNotContain(r.Stats.Counters, c => c.Value.Severity != StatSeverity.Info);
+        Assert.Equal(expected.OrderBy(k => k.Key), got.OrderBy(k => k.Key));
+    }
+
     [Theory]
     [MemberData(nameof(Texts))]
     public void Real_capture_text_parses_fully_and_counts_match(string capture, string rel)

@@ -128,6 +128,35 @@ public class SyntheticTests
         Assert.Equal(["migrate-summary-consistency"], Ids(s.Audit()));
     }
 
+    static Seq FailedMigration(bool freeDst)
+    {
+        var s = Prologue();
+        ulong addr = 0x7f0000100000;
+        s.Add(new MigratePagesStartEvent { Mode = "MIGRATE_SYNC", Reason = "syscall_or_cpuset" });
+        s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x200) });
+        s.Add(new UnmapEvent { Function = "try_to_migrate", Page = Seq.P(0x100, 0, A) });
+        s.Add(new MigrationPteEvent { Set = true, Addr = addr, Pfn = 0x100 });
+        s.Unmap(0x100, 0, A);
+        s.Add(new MoveToNewFolioEvent { Function = "move_to_new_folio", Dst = PageRef.FromPfn(0x200), Src = PageRef.FromPfn(0x100) });
+        s.Add(new FunctionReturnEvent { Function = "move_to_new_folio", Ret = -11 });
+        s.Map(0x100, -1, A);
+        s.Add(new MigrationPteEvent { Set = false, Addr = addr, Pfn = 0x100 });
+        if (freeDst) s.Add(new PageFreeEvent { Page = PageRef.FromPfn(0x200) });
+        s.Add(new MigratePagesEndEvent { Succeeded = 0, Failed = 1, Mode = "MIGRATE_SYNC", Reason = "syscall_or_cpuset" });
+        return s;
+    }
+
+    [Fact]
+    public void A_failed_migration_must_free_its_dst_I7()
+    {
+        var ok = FailedMigration(freeDst: true).Audit();
+        Assert.Empty(ok.Findings);
+        Assert.Equal(1, ok.Memcgs.Single(m => m.Memcg == A).CounterDelta);
+        var leak = FailedMigration(freeDst: false).Audit();
+        Assert.Equal(["migrate-summary-consistency"], Ids(leak));
+        Assert.Contains("never freed", leak.Findings.Single().Explanation);
+    }
+
     [Fact]
     public void Old_page_freed_charged_is_I3_on_61_but_not_612()
     {
@@ -164,6 +193,31 @@ public class SyntheticTests
         var r2 = t.Audit();
         Assert.True(Ids(r2).SequenceEqual(["file-mapped-conservation"]), string.Join("\n", r2.Verdicts.Select(v => $"{v.InvariantId} {v.Status} {v.Reason} {v.Checked}/{v.SkippedUnknown}")));
         Assert.Contains("no FILE_MAPPED", r2.Findings[0].Explanation);
+    }
+
+    [Fact]
+    public void On_613_the_memcg_tracepoint_is_paired_with_the_rmap_calls()
+    {
+        Seq Build(bool dropOne)
+        {
+            var s = new Seq();
+            s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x100) });
+            s.Add(new PageAllocEvent { Page = PageRef.FromPfn(0x300) });
+            s.Add(new RmapAddEvent { Function = "folio_add_file_rmap_ptes", Page = Seq.P(0x100, -1, A) });
+            s.Add(new MemcgStatEvent { Class = MemcgStatClass.ModMemcgLruvecState, MemcgId = 7, Item = 18, Val = 1 });
+            // an uncharged page: node-only update, no memcg tracepoint
+            s.Add(new RmapAddEvent { Function = "folio_add_file_rmap_ptes", Page = Seq.P(0x300, -1, 0) });
+            s.Add(new RmapRemoveEvent { Function = "folio_remove_rmap_ptes", Page = Seq.P(0x100, 0, A) });
+            if (!dropOne) s.Add(new MemcgStatEvent { Class = MemcgStatClass.ModMemcgLruvecState, MemcgId = 7, Item = 18, Val = -1 });
+            s.Add(new MarkerEvent { Text = "end" });
+            return s;
+        }
+        var ok = Build(dropOne: false).Audit(Era.Linux613Plus);
+        Assert.Empty(ok.Findings);
+        Assert.Equal(VerdictStatus.Pass, ok.Verdicts.Single(v => v.InvariantId == "file-mapped-conservation").Status);
+        Assert.Equal(0, ok.Memcgs.Single(m => m.Memcg == 7).CounterDelta);
+        var bad = Build(dropOne: true).Audit(Era.Linux613Plus);
+        Assert.Equal(["file-mapped-conservation"], Ids(bad));
     }
 
     [Fact]

@@ -33,13 +33,16 @@ public sealed class CodecTests
     }
 
     [Fact]
-    public void Fast_decoder_reads_exactly_what_the_MessagePack_serializer_writes()
+    public void Fast_encoder_writes_and_fast_decoder_reads_exactly_what_MessagePack_does()
     {
         var rng = new Random(2024);
         for (int iter = 0; iter < 300; iter++)
         {
             var events = Enumerable.Range(0, rng.Next(0, 60)).Select(_ => RandomEvent(rng)).ToArray();
             var bytes = MessagePackSerializer.Serialize(events, BatchCodec.Options);
+            var buf = new ArrayBufferWriter<byte>();
+            TraceEventEncoder.Encode(buf, events);
+            Assert.Equal(bytes, buf.WrittenSpan.ToArray());
             var fast = TraceEventDecoder.Decode(bytes, out int consumed);
             var std = MessagePackSerializer.Deserialize<TraceEvent[]>(bytes, BatchCodec.Options);
             Assert.Equal(bytes.Length, consumed);

@@ -70,6 +70,16 @@ public sealed class BenchParse : IBenchmark
         }
         Console.WriteLine($"RESULT parse-only {format}: {events} events, best {best:F3} s, {events / best / 1e6:F2} M events/s on one thread (wall clock), {events / bestCpu / 1e6:F2} M events per process CPU second, {(double)allocated / events:F0} B allocated/event, {plain.Length / best / 1e6:F0} MB/s; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]} on {Environment.ProcessorCount} cores");
 
+        {
+            GC.Collect();
+            sw.Restart();
+            using var sorted = new TimeSorter(TraceOpener.Open(new MemoryStream(plain, writable: false), opts));
+            long n = 0;
+            while (sorted.Read() is not null) n++;
+            double t = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"RESULT parse + TimeSorter (window {TimeSorter.DefaultWindow} events, horizon {TimeSorter.DefaultHorizonNs / 1e6:F0} ms): {n} events in {t:F3} s = {n / t / 1e6:F2} M events/s, {sorted.OutOfOrderEvents} out of order");
+        }
+
         plain = [];
         GC.Collect();
         sw.Restart();

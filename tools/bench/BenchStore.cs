@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Replayer.Core;
-using Replayer.Formats.Binary;
 using Replayer.Store;
 using Replayer.Store.Embedded;
 using Replayer.Store.Postgres;
@@ -10,8 +9,8 @@ namespace Replayer.Bench;
 /// <summary>
 /// Event store throughput and footprint on the largest real capture.
 /// <code>dotnet run -c Release --project tools/bench -- store [--input FILE] [--synthetic N] [--pg CONN] [--batch N]</code>
-/// Loads the events once (default: traces/6.1-ext4-large/tracecmd/trace.dat with the trace.dat reader),
-/// then: embedded append (one all-or-nothing transaction of 16k-event batches, fsync on commit), store
+/// Loads the events once (default: traces/6.1-ext4-large/ftrace/trace.txt.zst through TraceOpener),
+/// then: embedded append (one all-or-nothing transaction of 4096-event batches, fsync on commit), store
 /// size against the capture's zstd trace.dat, embedded read (every event materialized), verify, and the
 /// same append/read on PostgreSQL when <c>--pg</c> or <c>REPLAYER_TEST_PG</c> names a server.
 /// </summary>
@@ -23,7 +22,8 @@ public sealed class BenchStore : IBenchmark
     public int Run(string[] args)
     {
         string? input = null, pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG");
-        int synthetic = 0, batch = 16384;
+        int synthetic = 0, batch = 4096;
+        bool codecOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -32,6 +32,7 @@ public sealed class BenchStore : IBenchmark
                 case "--synthetic": synthetic = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--pg": pg = args[++i]; break;
                 case "--no-pg": pg = null; break;
+                case "--codec": codecOnly = true; break;
                 case "--batch": batch = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 default: Console.Error.WriteLine("unknown argument " + args[i]); return 2;
             }
@@ -48,17 +49,26 @@ public sealed class BenchStore : IBenchmark
         }
         else
         {
-            input ??= Path.Combine(FindRoot(), "traces", "6.1-ext4-large", "tracecmd", "trace.dat");
-            referenceBytes = new FileInfo(input).Length;
+            var root = FindRoot();
+            input ??= Path.Combine(root, "traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
+            var dat = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(input)))!, "tracecmd", "trace.dat");
+            referenceBytes = File.Exists(dat) ? new FileInfo(dat).Length : new FileInfo(input).Length;
             var list = new List<TraceEvent>(1_700_000);
-            using (var r = new TraceDatReader(input))
+            using (var r = Replayer.Formats.TraceOpener.Open(input, new Replayer.Formats.TraceOpenOptions { Strict = true }))
                 while (r.Read() is { } e) list.Add(e);
             events = [.. list];
             source = input;
         }
-        Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s");
+        Console.WriteLine($"loaded {events.Length} events from {source} in {sw.Elapsed.TotalSeconds:F2}s; {Environment.ProcessorCount} CPUs, load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "?")}");
+
+        if (codecOnly)
+        {
+            CodecOnly(events, batch);
+            return 0;
+        }
 
         var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-store-" + Guid.NewGuid().ToString("N")[..8]);
+        PostgresEventStore? pgStore = null;
         try
         {
             // Warm-up on a small store so that JIT time is not measured.
@@ -72,49 +82,102 @@ public sealed class BenchStore : IBenchmark
 
             using (var s = EmbeddedEventStore.Open(dir))
             {
+                var cpu = Cpu();
                 var t = Append(s, "capture-bench", events, batch);
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit)");
+                cpu = Cpu() - cpu;
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s)");
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
+
+            if (pg is { Length: > 0 })
+            {
+                var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
+                var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
+                pgStore = PostgresEventStore.Open(spec);
+                Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                var cpu = Cpu();
+                var t = Append(pgStore, "capture-bench", events, batch);
+                cpu = Cpu() - cpu;
+                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({pgStore.Description}; {cpu:F2} CPU-s in this process)");
+            }
+            else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
+
+            // Readers do not hold the source capture in memory: drop it before measuring reads.
+            events = null!;
+            GC.Collect(2, GCCollectionMode.Forced, true, true);
+
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 for (int rep = 1; rep <= 2; rep++)
                 {
+                    var cpu = Cpu();
+                    var pause = GC.GetTotalPauseDuration();
                     var (t, n) = Read(s, "capture-bench");
-                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent)");
+                    cpu = Cpu() - cpu;
+                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)");
                 }
                 sw.Restart();
                 var v = s.VerifyAsync().GetAwaiter().GetResult();
                 Console.WriteLine($"embedded verify: {(v.Ok ? "ok" : "PROBLEMS")} {v.Events} events in {sw.Elapsed.TotalSeconds:F3}s");
             }
+            if (pgStore != null)
+            {
+                var (rt, n) = Read(pgStore, "capture-bench");
+                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
+            }
         }
         finally
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        }
-
-        if (pg is { Length: > 0 })
-        {
-            var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
-            var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
-            using var s = PostgresEventStore.Open(spec);
-            try
+            if (pgStore != null)
             {
-                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
-                var t = Append(s, "capture-bench", events, batch);
-                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({s.Description})");
-                var (rt, n) = Read(s, "capture-bench");
-                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
-            }
-            finally
-            {
-                s.DropSchemaAsync().GetAwaiter().GetResult();
+                pgStore.DropSchemaAsync().GetAwaiter().GetResult();
+                pgStore.Dispose();
             }
         }
-        else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
         return 0;
     }
+
+    /// <summary>Single-thread cost of each step, wall and CPU (the machine may be shared).</summary>
+    static void CodecOnly(TraceEvent[] events, int batch)
+    {
+        var batches = new List<EventBatch>();
+        for (int i = 0; i < events.Length; i += batch) batches.Add(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)]));
+        for (int rep = 0; rep < 2; rep++)
+        {
+            var proc = Process.GetCurrentProcess();
+            var cpu0 = proc.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            var enc = batches.Select(b => BatchCodec.Encode(b)).ToList();
+            double encWall = sw.Elapsed.TotalSeconds, encCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+            sw.Restart();
+            long n = 0;
+            foreach (var e in enc) n += BatchCodec.Decode(e.Kind, e.Codec, e.RawLength, e.Count, e.Body, "bench").Events!.Length;
+            double decWall = sw.Elapsed.TotalSeconds, decCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
+            sw.Restart();
+            var raws = new List<byte[]>();
+            var dz = new ZstdSharp.Decompressor();
+            foreach (var e in enc) raws.Add(dz.Unwrap(e.Body).ToArray());
+            double dzWall = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            foreach (var r in raws) { var rd = new MessagePack.MessagePackReader(r); rd.Skip(); }
+            double skipWall = sw.Elapsed.TotalSeconds;
+            var alloc0 = GC.GetTotalAllocatedBytes(true);
+            var pause0 = GC.GetTotalPauseDuration();
+            int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
+            sw.Restart();
+            long m = 0;
+            foreach (var r in raws) m += TraceEventDecoder.Decode(r, out _).Length;
+            double decOnly = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"  decode allocated {(GC.GetTotalAllocatedBytes(true) - alloc0) / (double)m:F0} bytes/event, GC pauses {(GC.GetTotalPauseDuration() - pause0).TotalSeconds:F3}s, {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2 collections");
+            Console.WriteLine($"  zstd decompress {dzWall:F3}s, MessagePack skip {skipWall:F3}s, TraceEventDecoder {decOnly:F3}s ({m / decOnly / 1e6:F2} M/s)");
+            Console.WriteLine($"codec #{rep + 1}: encode (MessagePack + zstd) {events.Length / encWall / 1e6:F2} M events/s wall, {events.Length / encCpu / 1e6:F2} M/s per CPU-second; decode (zstd + MessagePack) {n / decWall / 1e6:F2} M events/s wall, {n / decCpu / 1e6:F2} M/s per CPU-second; {enc.Sum(e => (long)e.Body.Length) / 1e6:F1} MB compressed of {enc.Sum(e => (long)e.RawLength) / 1e6:F1} MB");
+        }
+    }
+
+    static double LastCommitSeconds;
 
     static double Append(IEventStore s, string stream, TraceEvent[] events, int batch)
     {
@@ -124,7 +187,9 @@ public sealed class BenchStore : IBenchmark
         {
             for (int i = 0; i < events.Length; i += batch)
                 tx.AppendAsync(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)])).GetAwaiter().GetResult();
+            var c = Stopwatch.StartNew();
             tx.CommitAsync().GetAwaiter().GetResult();
+            LastCommitSeconds = c.Elapsed.TotalSeconds;
         }
         finally
         {
@@ -155,6 +220,8 @@ public sealed class BenchStore : IBenchmark
         GC.KeepAlive(check);
         return (sw.Elapsed.TotalSeconds, n);
     }
+
+    static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
     static string FindRoot()
     {

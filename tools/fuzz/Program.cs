@@ -18,6 +18,7 @@ if (args.Length >= 2 && args[0] == "seeds")
         foreach (var c in new[] { "none", "zstd", "zlib" })
             File.WriteAllBytes(Path.Combine(args[1], $"tracedat-v7-{c}-{e}.dat"), SyntheticCaptures.TraceDat(7, c, big));
         File.WriteAllBytes(Path.Combine(args[1], $"perf-{e}.data"), SyntheticCaptures.PerfData(big));
+        File.WriteAllBytes(Path.Combine(args[1], $"perf-compressed-{e}.data"), SyntheticCaptures.PerfData(big, null, big ? 83 : 81));
     }
     return 0;
 }

@@ -5,6 +5,7 @@ using Replayer.Core;
 using Replayer.Core.Domain;
 using Replayer.Formats;
 using Replayer.Replay;
+using Replayer.Store;
 
 namespace Replayer.Cli.Commands;
 
@@ -14,12 +15,39 @@ public static class CheckCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "Trace file (any format replayer reads)" };
+        var file = new Argument<string>("file") { Description = "Trace file (any format replayer reads), or a stored capture stream (capture-<id>)" };
         var json = new Option<bool>("--json") { Description = "Print the audit result as JSON" };
         var era = new Option<string?>("--era") { Description = "Force the kernel era: 2.6.34, 2.6.35, 6.1, 6.12, 6.13 (default: detected)" };
-        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings") { file, json, era };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out)));
+        var store = IngestCommand.StoreOption();
+        var save = new Option<bool>("--save") { Description = "Append the audit result to the store as stream audit-<capture id>" };
+        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings") { file, json, era, store, save };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), pr.GetValue(save))));
         return cmd;
+    }
+
+    public const string AuditStreamPrefix = "audit-";
+    /// <summary>Event type of audit results in <c>audit-&lt;capture id&gt;</c> streams (payload: MessagePack <see cref="AuditResult"/>).</summary>
+    public const string AuditEventType = "AuditResult";
+
+    static bool IsStoredCapture(string arg) => StoredCapture.Names(arg);
+
+    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and ground truth come from
+    /// the folder the capture was ingested from when it still exists (metadata <c>sourcePath</c>).</summary>
+    public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null)
+    {
+        using var capture = StoredCapture.Open(store, streamName);
+        var header = new CaptureHeader { KernelRelease = capture.KernelRelease };
+        var r = Replay.Audit.Run(capture.Events(), new AuditOptions { TracePath = capture.TracePath, Header = header, Era = era, Applied = applied });
+        return r with { Source = capture.StreamName };
+    }
+
+    /// <summary>Appends <paramref name="result"/> to <c>audit-&lt;captureId&gt;</c>; returns the stream name.</summary>
+    public static string Save(IEventStore store, string captureId, AuditResult result)
+    {
+        var stream = new StreamName(AuditStreamPrefix + captureId);
+        var payload = MessagePack.MessagePackSerializer.Serialize(result);
+        store.AppendAsync(stream, ExpectedRevision.Any, EventBatch.Of([new EventRecord(AuditEventType, payload)])).GetAwaiter().GetResult();
+        return stream.Value;
     }
 
     /// <summary>Ground truth from <c>memory.stat.&lt;cgroup&gt;.{before,after}</c> beside the trace: file_mapped in pages.</summary>
@@ -85,14 +113,52 @@ public static class CheckCommand
         return null;
     }
 
-    public static int Run(string path, bool json, string? era, TextWriter output)
+    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = false)
     {
         var forced = ParseEra(era);
-        var result = Audit(path, forced);
-        var truth = GroundTruth(path);
+        AuditResult result;
+        List<CgroupTruth> truth;
+        string? saved = null;
+        if (IsStoredCapture(path))
+        {
+            using var store = StoreFactory.Open(storeSpec, readOnly: !save);
+            result = AuditStored(store, path, forced);
+            truth = [];
+            if (save) saved = Save(store, StoredCapture.StreamNameOf(path)[IngestCommand.StreamPrefix.Length..], result);
+        }
+        else
+        {
+            result = Audit(path, forced);
+            truth = GroundTruth(path);
+            if (save)
+            {
+                using var store = StoreFactory.Open(storeSpec);
+                saved = Save(store, IngestCommand.Identify(path).Id, result);
+            }
+        }
+        result = MatchGroundTruth(result, truth);
         if (json) WriteJson(result, truth, output);
-        else WriteText(result, truth, output);
+        else
+        {
+            WriteText(result, truth, output);
+            if (saved != null) output.WriteLine("Audit result appended to " + saved + ".");
+        }
         return result.Findings.Length > 0 ? ExitCodes.Findings : ExitCodes.Ok;
+    }
+
+    /// <summary>The events name a memcg only by its memcg_data pointer, memory.stat by cgroup: a memcg gets a
+    /// cgroup's ground truth only when the match is unambiguous (one cgroup and one memcg with the same
+    /// non-zero FILE_MAPPED change).</summary>
+    public static AuditResult MatchGroundTruth(AuditResult r, List<CgroupTruth> truth)
+    {
+        var memcgs = r.Memcgs.ToArray();
+        foreach (var t in truth.Where(t => t.DeltaPages != 0))
+        {
+            if (truth.Count(u => u.DeltaPages == t.DeltaPages) != 1) continue;
+            var same = Enumerable.Range(0, memcgs.Length).Where(i => memcgs[i].CounterDelta == t.DeltaPages).ToList();
+            if (same.Count == 1) memcgs[same[0]] = memcgs[same[0]] with { GroundTruthDelta = t.DeltaPages, Cgroup = t.Cgroup };
+        }
+        return r with { Memcgs = memcgs };
     }
 
     static string Hex(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
@@ -123,9 +189,9 @@ public static class CheckCommand
         }
         o.WriteLine();
         o.WriteLine("FILE_MAPPED per memcg over the capture (pages):");
-        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12}");
+        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12} {"ground truth",13}");
         foreach (var m in r.Memcgs)
-            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
+            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0} {(m.GroundTruthDelta is { } g ? g.ToString("+#;-#;0", CultureInfo.InvariantCulture) + " (" + m.Cgroup + ")" : "?"),13}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
         if (truth.Count > 0)
         {
             o.WriteLine("Ground truth beside the trace (memory.stat file_mapped, pages):");
@@ -198,6 +264,7 @@ public static class CheckCommand
                 w.WriteString("memcg", Hex(m.Memcg));
                 w.WriteNumber("file_mapped_delta_counter_pages", m.CounterDelta);
                 w.WriteNumber("file_mapped_delta_page_states", m.ImpliedDelta);
+                if (m.GroundTruthDelta is { } g) { w.WriteNumber("file_mapped_delta_ground_truth_pages", g); w.WriteString("cgroup", m.Cgroup); }
                 w.WriteBoolean("tainted", m.Tainted);
                 w.WriteEndObject();
             }

@@ -10,6 +10,7 @@ public static class CommandRegistry
         yield return StatsCommand.Create();
         yield return ConvertCommand.Create();
         yield return CheckCommand.Create();
+        yield return ReportCommand.Create();
         yield return StateCommand.Create();
         yield return HistoryCommand.Create();
         yield return IngestCommand.Create();

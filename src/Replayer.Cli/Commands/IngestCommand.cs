@@ -19,7 +19,8 @@ namespace Replayer.Cli.Commands;
 /// </summary>
 public static class IngestCommand
 {
-    public const int BatchSize = 16384;
+    /// <summary>Events per stored batch: small enough that a reader's in-flight batches die young (GC), large enough to compress well.</summary>
+    public const int BatchSize = 4096;
     public const string StreamPrefix = "capture-";
     /// <summary>Ground-truth files stored with a capture when found beside its trace.</summary>
     static readonly string[] GroundTruthPatterns = ["memory.stat.*", "memory.numa_stat.*", "workload.stdout", "uname.txt"];
@@ -53,6 +54,8 @@ public static class IngestCommand
         foreach (var p in paths)
             if (!File.Exists(p)) throw new UsageException($"{p}: no such file");
         using var store = StoreFactory.Open(storeSpec);
+        if (store is Replayer.Store.Embedded.EmbeddedEventStore emb)
+            foreach (var line in emb.RecoveryLog) Console.Error.WriteLine("replayer: note: " + line);
         foreach (var path in paths)
             IngestOne(store, path, strict, output);
         return ExitCodes.Ok;
@@ -87,30 +90,32 @@ public static class IngestCommand
         try
         {
             reader = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
-            var progress = Progress.Create(path, size);
-            var batch = new TraceEvent[BatchSize];
-            int n = 0;
-            while (reader.Read() is { } e)
+            var r = reader;
+            WithProgress(path, size, report =>
             {
-                batch[n++] = e;
-                ref var c = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(perName, e.Name, out _);
-                c++;
-                if (n == BatchSize)
+                var batch = new TraceEvent[BatchSize];
+                int n = 0;
+                while (r.Read() is { } e)
                 {
-                    // The store encodes batches in the background: hand over this array and start a new one.
-                    tx.AppendAsync(EventBatch.Of(batch)).GetAwaiter().GetResult();
-                    events += n;
-                    batch = new TraceEvent[BatchSize];
-                    n = 0;
-                    progress?.Update(events);
+                    batch[n++] = e;
+                    ref var c = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(perName, e.Name, out _);
+                    c++;
+                    if (n == BatchSize)
+                    {
+                        // The store encodes batches in the background: hand over this array and start a new one.
+                        tx.AppendAsync(EventBatch.Of(batch)).GetAwaiter().GetResult();
+                        events += n;
+                        batch = new TraceEvent[BatchSize];
+                        n = 0;
+                        report(events);
+                    }
                 }
-            }
-            if (n > 0)
-            {
-                tx.AppendAsync(EventBatch.Of(batch.AsSpan(0, n))).GetAwaiter().GetResult();
-                events += n;
-            }
-            progress?.Done();
+                if (n > 0)
+                {
+                    tx.AppendAsync(EventBatch.Of(batch.AsSpan(0, n))).GetAwaiter().GetResult();
+                    events += n;
+                }
+            });
             format = reader.Format;
             kernel = reader.Header.KernelRelease ?? KernelFromUname(path);
             tx.SetMetadata(BuildMetadata(path, id, sha, size, reader, events, perName));
@@ -191,32 +196,36 @@ public static class IngestCommand
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    /// <summary>A live line on the terminal (stderr) while a long input is read; nothing when redirected.</summary>
-    sealed class Progress
+    /// <summary>Runs <paramref name="body"/> with a live Spectre.Console progress line on stderr when it is a
+    /// terminal and the input is large; otherwise (redirected, small input) with a no-op reporter.</summary>
+    static void WithProgress(string path, long size, Action<Action<long>> body)
     {
-        readonly IAnsiConsole _console;
-        readonly string _name;
-        readonly Stopwatch _sw = Stopwatch.StartNew();
-        long _lastDraw;
-
-        Progress(IAnsiConsole console, string name) { _console = console; _name = name; }
-
-        public static Progress? Create(string path, long size)
+        IAnsiConsole? console = null;
+        if (!Console.IsErrorRedirected && size >= (4 << 20))
         {
-            if (Console.IsErrorRedirected || size < (4 << 20)) return null;
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            if (!console.Profile.Capabilities.Ansi) return null;
-            return new Progress(console, Path.GetFileName(path));
+            console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            if (!console.Profile.Capabilities.Ansi || !console.Profile.Capabilities.Interactive) console = null;
         }
-
-        public void Update(long events)
+        if (console == null)
         {
-            if (_sw.ElapsedMilliseconds - _lastDraw < 200) return;
-            _lastDraw = _sw.ElapsedMilliseconds;
-            double rate = events / Math.Max(0.001, _sw.Elapsed.TotalSeconds);
-            _console.Write(new Markup($"\r[grey]ingest[/] {Markup.Escape(_name)}: [bold]{events:N0}[/] events ({rate:N0}/s)   "));
+            body(static _ => { });
+            return;
         }
-
-        public void Done() => _console.Write(new Markup("\r\u001b[2K"));
+        var name = Path.GetFileName(path);
+        var sw = Stopwatch.StartNew();
+        console.Progress()
+            .AutoClear(true)
+            .Columns(new SpinnerColumn(), new TaskDescriptionColumn { Alignment = Justify.Left }, new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape($"ingest {name}"));
+                task.IsIndeterminate = true;
+                body(events =>
+                {
+                    double rate = events / Math.Max(0.001, sw.Elapsed.TotalSeconds);
+                    task.Description = Markup.Escape($"ingest {name}: {events.ToString("N0", CultureInfo.InvariantCulture)} events ({rate.ToString("N0", CultureInfo.InvariantCulture)}/s)");
+                });
+                task.StopTask();
+            });
     }
 }

@@ -60,6 +60,11 @@ public static class LsCommand
     {
         // Read-only: works while another process ingests into the same directory.
         using var store = OpenForReading(storeSpec);
+        if (store == null)
+        {
+            if (!json) output.WriteLine($"no captures (no event store at {StoreFactory.Resolve(storeSpec)} yet)");
+            return ExitCodes.Ok;
+        }
         var rows = Collect(store);
         if (json)
         {
@@ -83,15 +88,16 @@ public static class LsCommand
     static string Line(string[] cells, int[] widths) =>
         string.Join("  ", cells.Select((c, i) => i == 3 ? c.PadLeft(widths[i]) : c.PadRight(widths[i]))).TrimEnd();
 
-    /// <summary>Embedded stores open without the writer lock; a missing default store reads as empty.</summary>
-    public static IEventStore OpenForReading(string? storeSpec)
+    /// <summary>Embedded stores open without the writer lock. Null when the default store does not exist yet;
+    /// a named store that does not exist is a usage error.</summary>
+    public static IEventStore? OpenForReading(string? storeSpec)
     {
         var spec = StoreFactory.Resolve(storeSpec);
         if (!StoreFactory.IsPostgres(spec) && !Directory.Exists(Path.Combine(spec, "segments")))
         {
             if (storeSpec != null || Environment.GetEnvironmentVariable(StoreFactory.EnvVar) is { Length: > 0 })
                 throw new UsageException($"{spec}: no event store there (create one with `replayer ingest FILE --store {spec}`)");
-            return StoreFactory.Open(spec); // the default store: created empty
+            return null;
         }
         return StoreFactory.Open(spec, readOnly: true);
     }

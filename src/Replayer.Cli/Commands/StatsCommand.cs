@@ -12,11 +12,12 @@ public static class StatsCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "Trace file (raw ftrace text, trace-cmd report, perf script, JSONL, trace.dat, perf.data; gzip/zstd/xz ok)" };
+        var file = new Argument<string>("file") { Description = "Trace file (raw ftrace text, trace-cmd report, perf script, JSONL, trace.dat, perf.data; gzip/zstd/xz ok), or a stored capture (capture-<id> or its hex id)" };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
         var strict = new Option<bool>("--strict") { Description = "Stop at the first line that is not understood (exit 2)" };
-        var cmd = new Command("stats", "Events per name, CPUs, time span, lost events, unparsed lines and reader counters of a trace") { file, json, strict };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(strict), Console.Out)));
+        var store = IngestCommand.StoreOption();
+        var cmd = new Command("stats", "Events per name, CPUs, time span, lost events, unparsed lines and reader counters of a trace") { file, json, strict, store };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(strict), Console.Out, pr.GetValue(store))));
         return cmd;
     }
 
@@ -36,11 +37,23 @@ public static class StatsCommand
         public ReadStats Stats { get; set; } = new();
     }
 
-    public static Summary Collect(string path, bool strict)
+    public static Summary Collect(string path, bool strict, string? storeSpec = null)
     {
+        if (StoredCapture.Names(path))
+        {
+            // the reader counters are the ones recorded when the capture was ingested
+            using var stored = StoredCapture.Open(storeSpec, path);
+            using var sr = stored.OpenReader();
+            return Collect(sr, stored.StreamName);
+        }
         if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
         using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
-        var s = new Summary { File = path, Format = r.Format };
+        return Collect(r, path);
+    }
+
+    public static Summary Collect(ITraceReader r, string name)
+    {
+        var s = new Summary { File = name, Format = r.Format };
         var perName = new Dictionary<string, long>(StringComparer.Ordinal);
         long prev = long.MinValue;
         while (r.Read() is { } e)
@@ -62,9 +75,9 @@ public static class StatsCommand
         return s;
     }
 
-    public static int Run(string path, bool json, bool strict, TextWriter output)
+    public static int Run(string path, bool json, bool strict, TextWriter output, string? storeSpec = null)
     {
-        var s = Collect(path, strict);
+        var s = Collect(path, strict, storeSpec);
         if (json) WriteJson(s, output);
         else WriteTable(s, output);
         return ExitCodes.Ok;

@@ -18,7 +18,8 @@ public static class StoreCommand
 
     public static int Verify(string? storeSpec, TextWriter output)
     {
-        using var store = LsCommand.OpenForReading(storeSpec);
+        using var store = LsCommand.OpenForReading(storeSpec)
+            ?? throw new UsageException($"{StoreFactory.Resolve(storeSpec)}: no event store there yet");
         if (store is EmbeddedEventStore { RecoveryLog.Count: > 0 } emb)
             foreach (var line in emb.RecoveryLog) output.WriteLine("note: " + line);
         var report = store.VerifyAsync().GetAwaiter().GetResult();

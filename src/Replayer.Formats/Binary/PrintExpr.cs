@@ -273,14 +273,19 @@ public abstract class PrintExpr
     internal sealed class Flags(PrintExpr value, string delim, (ulong Value, string Name)[] table) : PrintExpr
     {
         readonly Dictionary<ulong, string> _cache = new();
+        // Last value seen, as one reference: safe to race (worst case a cache miss).
+        sealed record LastFlags(ulong Value, string Text);
+        LastFlags? _last;
 
         public override PrintValue Eval(IRecordContext ctx)
         {
             var v = value.Eval(ctx);
             if (!v.IsInt) return PrintValue.Unknown;
             ulong val = v.Bits;
+            var last = _last;
+            if (last != null && last.Value == val) return new PrintValue(last.Text);
             lock (_cache)
-                if (_cache.TryGetValue(val, out var hit)) return new PrintValue(hit);
+                if (_cache.TryGetValue(val, out var hit)) { _last = new LastFlags(val, hit); return new PrintValue(hit); }
             var sb = new StringBuilder();
             bool printed = false;
             ulong rest = val;
@@ -740,7 +745,7 @@ public abstract class PrintExpr
 public static class StringCache
 {
     static readonly Dictionary<int, string[]> _byHash = new();
-    static readonly Dictionary<ulong, string> _hex = new();
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, string> _hex = new();
 
     public static string Get(ReadOnlySpan<byte> utf8)
     {
@@ -772,12 +777,9 @@ public static class StringCache
 
     public static string Hex(ulong v)
     {
-        lock (_hex)
-        {
-            if (_hex.TryGetValue(v, out var s)) return s;
-            s = "0x" + v.ToString("x", CultureInfo.InvariantCulture);
-            if (_hex.Count < 4096) _hex[v] = s;
-            return s;
-        }
+        if (_hex.TryGetValue(v, out var s)) return s;
+        s = "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+        if (_hex.Count < 4096) _hex.TryAdd(v, s);
+        return s;
     }
 }

@@ -167,7 +167,8 @@ public sealed class CpuStream
     readonly IPageSource _pages;
     readonly RingLayout _l;
     readonly string _source;
-    public readonly byte[] Page;
+    /// <summary>The current page (allocated with the first page, so that empty CPUs cost nothing).</summary>
+    public byte[] Page = [];
     public readonly int Cpu;
     long _pagePos;
     int _pos, _end;
@@ -191,7 +192,6 @@ public sealed class CpuStream
         _l = layout;
         Cpu = cpu;
         _source = source;
-        Page = new byte[layout.PageSize];
         InstanceIndex = instanceIndex;
     }
 
@@ -215,6 +215,7 @@ public sealed class CpuStream
     {
         while (true)
         {
+            if (Page.Length == 0) Page = new byte[_l.PageSize];
             if (!_pages.NextPage(Page, out _pagePos)) { _havePage = false; return false; }
             bool big = _l.BigEndian;
             var span = Page.AsSpan();

@@ -11,11 +11,18 @@ public sealed class BinaryReaderOptions
     /// then <c>kmem:mm_page_alloc</c>'s <c>page=</c> is the pointer the kernel would print. Without it,
     /// such fields are left out (never guessed) and counted in the stats.</summary>
     public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
+    /// <summary>Events that carry the value of a kernel variable: a kprobe fetch argument
+    /// <c>vm=@vmemmap_base</c> gives (<c>rt:file_rmap_add</c>, <c>vm</c>, <c>vmemmap_base</c>). Before the
+    /// first event the reader looks ahead for the first such event and takes the value, so that print
+    /// arguments using the variable (kmem <c>page=</c>) come out as the kernel prints them.</summary>
+    public List<(string Event, string Field, string Symbol)> SymbolSources { get; } = new();
     /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
     public bool SymbolicProbes { get; set; } = true;
     /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
     /// and text output); see <see cref="TraceDatReader.LastRendered"/>.</summary>
     public bool RenderText { get; set; }
+    /// <summary>Up to this many CPU streams are merged by a linear scan, more through a heap.</summary>
+    public int LinearMergeLimit { get; set; } = 8;
     /// <summary>Merge all ring-buffer instances (default) or only the top one.</summary>
     public bool AllInstances { get; set; } = true;
 }
@@ -77,22 +84,55 @@ public sealed class TraceDatReader : ITraceReader
 
     public TraceDatReader(Stream stream, string name, BinaryReaderOptions? options = null) : this(new BinarySource(stream, name), options) { }
 
-    public TraceDatReader(BinarySource src, BinaryReaderOptions? options = null)
+    public TraceDatReader(BinarySource src, BinaryReaderOptions? options = null) : this(src, options, ownsSource: true) { }
+
+    readonly bool _ownsSource;
+    readonly Dictionary<string, ulong> _symbols;
+
+    TraceDatReader(BinarySource src, BinaryReaderOptions? options, bool ownsSource)
     {
         _src = src;
         _opt = options ?? new BinaryReaderOptions();
+        _ownsSource = ownsSource;
+        _symbols = new Dictionary<string, ulong>(_opt.SymbolValues, StringComparer.Ordinal);
         try
         {
             ReadMetadata();
         }
         catch
         {
-            src.Dispose();
+            if (ownsSource) src.Dispose();
             throw;
         }
     }
 
     string Name => _src.Name;
+
+    /// <summary>Looks ahead (with a second reader over the same input) for the events that carry the
+    /// values of <see cref="BinaryReaderOptions.SymbolSources"/>.</summary>
+    void LearnSymbols()
+    {
+        var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
+        if (want.Count == 0 || !_decoders.Values.Any(d => want.Any(w => w.Event == d.Name))) return;
+        try
+        {
+            using var ahead = new TraceDatReader(_src, new BinaryReaderOptions { SymbolicProbes = false }, ownsSource: false);
+            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
+                for (int i = want.Count - 1; i >= 0; i--)
+                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
+                    {
+                        string sym = want[i].Symbol;
+                        _symbols[sym] = v;
+                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
+                        want.RemoveAll(w => w.Symbol == sym);
+                        break;
+                    }
+        }
+        catch (TraceInputException)
+        {
+            // The input is bad further on: the main pass reports it where it is.
+        }
+    }
 
     // ------------------------------------------------------------------ metadata
 
@@ -122,7 +162,7 @@ public sealed class TraceDatReader : ITraceReader
         Header.Properties["trace.dat.version"] = version;
         Header.Properties["page_size"] = page.ToString(CultureInfo.InvariantCulture);
         long pos = r2.Offset;
-        _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);
+        _ctx = new RecordContext(_big, _longSize, _symbols);
         if (ver == 6) ReadV6(pos);
         else ReadV7(pre, r2.Pos + r.Pos);
         BuildStreams();
@@ -529,9 +569,13 @@ public sealed class TraceDatReader : ITraceReader
             for (int c = 0; c < _v6Cpus.Count; c++)
             {
                 var (off, size) = _v6Cpus[c];
+                _src.Check(off, size, $"CPU {c} trace data");
+                CheckPageFits(_pageSize, size, false, off, c);
                 _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
             }
             Header.Properties["instances"] = "top";
+            // v6 instance buffers (BUFFER options) are not decoded: say so rather than drop them silently.
+            if (_buffers.Count > 0) Stats.Add("tracedat.v6_instances_not_decoded", StatSeverity.DataLoss, _buffers.Count);
             return;
         }
         int inst = 0;
@@ -551,6 +595,7 @@ public sealed class TraceDatReader : ITraceReader
                 // the chunks are bounded by the flyrecord section instead.
                 long csize = compressed && coff <= secEnd ? secEnd - coff : declaredSize;
                 _src.Check(coff, csize, $"CPU {cpu} trace data");
+                CheckPageFits(ps, csize, compressed, coff, cpu);
                 IPageSource pages = compressed
                     ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big)
                     : new RawPageSource(_src, coff, csize, ps);
@@ -559,6 +604,16 @@ public sealed class TraceDatReader : ITraceReader
             inst++;
         }
         Header.Properties["instances"] = string.Join(",", names);
+    }
+
+    /// <summary>A page buffer is only allocated for data that can hold a page: raw CPU data comes in
+    /// whole pages; compressed data must be able to expand to one.</summary>
+    void CheckPageFits(int pageSize, long dataSize, bool compressed, long at, int cpu)
+    {
+        if (dataSize == 0) return;
+        long room = compressed ? dataSize * Decompress.MaxRatio : dataSize;
+        if (pageSize > room)
+            TraceInputException.ThrowAtOffset(Name, at, $"CPU {cpu} data of at least one {pageSize}-byte page", dataSize + " bytes");
     }
 
     long ToNs(ulong raw)
@@ -580,15 +635,45 @@ public sealed class TraceDatReader : ITraceReader
         if (!_started)
         {
             _started = true;
+            LearnSymbols();
+            var live = new List<CpuStream>();
             foreach (var s in _streams)
-                if (s.Next()) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+                if (s.Next()) live.Add(s);
+            _live = live.ToArray();
+            _liveCount = _live.Length;
+            if (_liveCount > LinearMergeLimit)
+                foreach (var s in _live) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
         }
-        if (!_heap.TryPeek(out var st, out _)) return null;
-        var ev = Decode(st);
-        if (st.Next()) _heap.EnqueueDequeue(st, (st.Timestamp, st.InstanceIndex << 16 | st.Cpu));
+        if (_liveCount <= LinearMergeLimit)
+        {
+            // Few CPUs (the usual case): a linear scan beats a heap.
+            if (_liveCount == 0) return null;
+            int best = 0;
+            for (int i = 1; i < _liveCount; i++)
+            {
+                var a = _live[i];
+                var b = _live[best];
+                if (a.Timestamp < b.Timestamp || a.Timestamp == b.Timestamp && (a.InstanceIndex << 16 | a.Cpu) < (b.InstanceIndex << 16 | b.Cpu))
+                    best = i;
+            }
+            var st = _live[best];
+            var ev = Decode(st);
+            if (!st.Next())
+            {
+                _live[best] = _live[--_liveCount];
+            }
+            return ev;
+        }
+        if (!_heap.TryPeek(out var hs, out _)) return null;
+        var hev = Decode(hs);
+        if (hs.Next()) _heap.EnqueueDequeue(hs, (hs.Timestamp, hs.InstanceIndex << 16 | hs.Cpu));
         else _heap.Dequeue();
-        return ev;
+        return hev;
     }
+
+    int LinearMergeLimit => _opt.LinearMergeLimit;
+    CpuStream[] _live = [];
+    int _liveCount;
 
     TraceEvent Decode(CpuStream s)
     {
@@ -643,8 +728,9 @@ public sealed class TraceDatReader : ITraceReader
         return _comms.TryGetValue(pid, out var c) ? c : "<...>";
     }
 
-    public void Dispose() => _src.Dispose();
+    public void Dispose()
+    {
+        if (_ownsSource) _src.Dispose();
+    }
 
-    /// <summary>For benchmarks: the per-CPU record streams of a file, without decoding.</summary>
-    public static IReadOnlyList<CpuStream> DebugStreams(string path) => new TraceDatReader(path)._streams;
 }

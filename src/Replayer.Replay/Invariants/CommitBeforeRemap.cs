@@ -20,7 +20,7 @@ public sealed class CommitBeforeRemap : IInvariant
         yield return new Requirement(DomainKind.MoveToNewFolio, "move_to_new_folio", "kprobe move_to_new_folio");
     }
 
-    readonly HashSet<long> _done = [];
+    const uint Done = 1u << 2;
 
     public void Before(DomainEvent e, ReplayContext ctx)
     {
@@ -38,13 +38,13 @@ public sealed class CommitBeforeRemap : IInvariant
     void Check(ReplayContext ctx, DomainEvent e, ulong pfn, ulong? fetchedMemcg)
     {
         var at = ctx.State.AttemptOfDst(pfn);
-        if (at == null || at.SrcPfn == pfn || _done.Contains(at.Id)) return;
-        if (at.Tainted) { _done.Add(at.Id); ctx.Skip(this); return; }
+        if (at == null || at.SrcPfn == pfn || (at.Marks & Done) != 0) return;
+        if (at.Tainted) { at.Marks |= Done; ctx.Skip(this); return; }
         var srcMemcg = at.SrcMemcg ?? ctx.State.PageOrNull(at.SrcPfn)?.Memcg;
         if (!at.Committed)
         {
-            if (srcMemcg is null) { ctx.Skip(this); _done.Add(at.Id); return; }
-            _done.Add(at.Id);
+            if (srcMemcg is null) { ctx.Skip(this); at.Marks |= Done; return; }
+            at.Marks |= Done;
             ctx.Checked(this);
             if (srcMemcg == 0) return;
             var dst = ctx.State.PageOrNull(pfn);
@@ -54,7 +54,7 @@ public sealed class CommitBeforeRemap : IInvariant
             return;
         }
         if (e is not RmapAddEvent) return;
-        _done.Add(at.Id);
+        at.Marks |= Done;
         ctx.Checked(this);
         var committed = (at.CommitEvent as MemcgMigrateEvent)?.Old.Memcg ?? srcMemcg;
         if (fetchedMemcg is { } got && committed is { } want && got != want)

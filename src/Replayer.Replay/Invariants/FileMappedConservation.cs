@@ -27,7 +27,7 @@ public sealed class FileMappedConservation : IInvariant
 
     sealed class Expect
     {
-        public required DomainEvent Event;
+        public DomainEvent Event = null!;
         public ulong Pfn, Ptr;
         public long Val;          // expected value from the fetched mapcount (0 = none expected)
         public long AltVal;       // an alternative accepted value (same as Val unless a caller widens it)
@@ -36,20 +36,31 @@ public sealed class FileMappedConservation : IInvariant
         public int Nr;
         public int Dir;
         public ulong? Memcg;
-        public string? Before;
+        public PageView? Before;
     }
 
     readonly Dictionary<int, Expect> _pending = [];
+    /// <summary>One reusable expectation per task (the hot path allocates nothing).</summary>
+    readonly Dictionary<int, Expect> _pool = [];
+
+    Expect Rent(DomainEvent e)
+    {
+        if (!_pool.TryGetValue(e.Pid, out var x)) _pool[e.Pid] = x = new Expect();
+        x.Event = e; x.Val = x.AltVal = 0; x.Racy = x.Optional = false;
+        return x;
+    }
     readonly HashSet<int> _seenPids = [];
     readonly HashSet<ulong> _memcgsWithFindings = [];
     /// <summary>memcgs with updates the local check could not pin down (large folios, skipped): no delta comparison.</summary>
     readonly HashSet<ulong> _uncertain = [];
     bool _dataLoss;
+    bool _sawLruvec;
 
     public void Before(DomainEvent e, ReplayContext ctx)
     {
         // The stat update runs inside the rmap call: it is the task's very next event.
-        if (_pending.Count > 0 && e is not (LruvecStatEvent { Item: ModernAdapter.NrFileMapped }) && _pending.ContainsKey(e.Pid)) Resolve(ctx, e.Pid);
+        bool isStat = e is LruvecStatEvent { Item: ModernAdapter.NrFileMapped } or MemcgStatEvent { Class: MemcgStatClass.ModMemcgLruvecState, Item: ModernAdapter.NrFileMapped };
+        if (_pending.Count > 0 && !isStat && _pending.ContainsKey(e.Pid)) Resolve(ctx, e.Pid);
         switch (e)
         {
             case DataLossEvent:
@@ -63,7 +74,13 @@ public sealed class FileMappedConservation : IInvariant
                 OnRmap(ctx, r, r.Page, r.Nr, r.Compound, -1, r.Anon == true);
                 break;
             case LruvecStatEvent l when l.Item == ModernAdapter.NrFileMapped:
+                _sawLruvec = true;
                 OnStat(ctx, l, l.Page, l.Val, l.Page.Memcg);
+                break;
+            // 6.13+: the memcg tracepoint fires inside the same call, only for a charged page, and names
+            // the cgroup id, not the page: pair it by task and value when no lruvec probe is recorded.
+            case MemcgStatEvent { Class: MemcgStatClass.ModMemcgLruvecState, Item: ModernAdapter.NrFileMapped } ms when !_sawLruvec:
+                OnStat(ctx, ms, new PageRef { Pfn = PageRef.NoPfn }, ms.Val, null);
                 break;
         }
         _seenPids.Add(e.Pid);
@@ -76,11 +93,13 @@ public sealed class FileMappedConservation : IInvariant
         var st = page.HasPfn ? ctx.State.PageOrNull(page.Pfn) : null;
         anon ??= st?.Anon;
         if (anon == true) return;
-        var x = new Expect { Event = e, Pfn = page.Pfn, Ptr = page.Ptr, Nr = Math.Max(1, nr), Dir = dir, Memcg = page.Memcg, Before = st?.ToString() };
+        var x = Rent(e); x.Pfn = page.Pfn; x.Ptr = page.Ptr; x.Nr = Math.Max(1, nr); x.Dir = dir; x.Memcg = page.Memcg; x.Before = st?.View();
         if (anon == null || page.Mapping == 0 || nr != 1 || compound || page.Mapcount is not { } m) { x.Optional = true; x.Val = x.AltVal = dir; }
         else
         {
             x.Val = x.AltVal = Transition(m, dir);
+            // the 6.13+ memcg tracepoint is not emitted for an uncharged page (memcg_data 0)
+            if (!_sawLruvec && ctx.Era == Era.Linux613Plus && page.Memcg == 0) x.Val = x.AltVal = 0;
         }
         // Another task's rmap call on the same page still in flight: the two atomic updates may land in
         // either order, so which of them makes the 0↔1 transition is unknown (the totals are checked at the end).
@@ -103,7 +122,7 @@ public sealed class FileMappedConservation : IInvariant
         if (x.Optional || x.Val == 0 || x.AltVal == 0) { if (!x.Optional) ctx.Checked(this); return; }
         ctx.Checked(this);
         Report(ctx, x.Event, $"mapcount {(x.Val > 0 ? "0→1" : "1→0")} of file page with no FILE_MAPPED {(x.Val > 0 ? "+1" : "−1")} (lruvec stat idx 18) for it",
-            x.Pfn, x.Memcg, [x.Event], x.Before);
+            x.Pfn, x.Memcg, [x.Event], x.Before?.ToString());
     }
 
     void OnStat(ReplayContext ctx, DomainEvent e, PageRef page, long val, ulong? memcg)
@@ -116,7 +135,7 @@ public sealed class FileMappedConservation : IInvariant
             Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} with no mapcount 0↔1 transition before it in this task", page.Pfn, memcg, [e], null);
             return;
         }
-        bool samePage = (x.Ptr != 0 && x.Ptr == page.Ptr) || (x.Pfn != PageRef.NoPfn && x.Pfn == page.Pfn);
+        bool samePage = e is MemcgStatEvent || (x.Ptr != 0 && x.Ptr == page.Ptr) || (x.Pfn != PageRef.NoPfn && x.Pfn == page.Pfn);
         bool ok = samePage && (x.Optional ? Math.Sign(val) == Math.Sign(x.Val) && Math.Abs(val) <= x.Nr
             : val == x.Val || val == x.AltVal || (x.Racy && val == x.Dir));
         if (x.Racy && ok) { ctx.Skip(this); return; }
@@ -125,7 +144,7 @@ public sealed class FileMappedConservation : IInvariant
         if (!ok)
         {
             string want = x.Val == 0 ? "no FILE_MAPPED update (no 0↔1 mapcount transition)" : $"FILE_MAPPED {x.Val:+#;-#} for pfn 0x{x.Pfn:x}";
-            Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} for pfn 0x{page.Pfn:x} but the rmap call before it implies {want}", page.Pfn, memcg, [x.Event, e], x.Before);
+            Report(ctx, e, $"FILE_MAPPED {val:+#;-#;0} for pfn 0x{page.Pfn:x} but the rmap call before it implies {want}", page.Pfn, memcg, [x.Event, e], x.Before?.ToString());
             return;
         }
         // Sharp check: a −1 must go to the memcg that got the page's last +1.
@@ -145,7 +164,7 @@ public sealed class FileMappedConservation : IInvariant
         _pending.Clear(); // a transition whose update fell past the end of the capture is unknown, not missing
         foreach (var m in ctx.State.Memcgs.Values)
         {
-            if (m.Tainted || _dataLoss || _memcgsWithFindings.Contains(m.Id) || _uncertain.Contains(m.Id) || m.CounterDelta == m.ImpliedDelta) continue;
+            if (m.IsCgroupId || m.Tainted || _dataLoss || _memcgsWithFindings.Contains(m.Id) || _uncertain.Contains(m.Id) || m.CounterDelta == m.ImpliedDelta) continue;
             ctx.Report(this, new Finding
             {
                 Memcg = m.Id, Explanation = $"memcg 0x{m.Id:x}: FILE_MAPPED counter changed by {m.CounterDelta} pages but page states imply {m.ImpliedDelta}",

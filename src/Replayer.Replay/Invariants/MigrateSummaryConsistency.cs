@@ -6,7 +6,8 @@ namespace Replayer.Replay.Invariants;
 /// I7 (≥ 5.13): the <c>mm_migrate_pages</c> totals agree with the per-folio outcomes seen in the
 /// window: <c>nr_succeeded</c> ≥ pages of folios whose last attempt succeeded, and <c>nr_failed</c> ≥
 /// pages of folios whose last attempt failed (folios freed under us succeed without any event, so
-/// only lower bounds are checkable).
+/// only lower bounds are checkable). Every dst allocated for a failed attempt must be freed before
+/// the call returns.
 /// </summary>
 public sealed class MigrateSummaryConsistency : IInvariant
 {
@@ -41,6 +42,13 @@ public sealed class MigrateSummaryConsistency : IInvariant
         if (end.Succeeded < ok)
             ctx.Report(this, ReplayContext.MakeFinding(end, $"mm_migrate_pages reports nr_succeeded={end.Succeeded} but {ok} pages were seen to migrate successfully in this call",
                 [], null, [w.Start, .. okEv, end]));
+        // every dst allocated for a failed attempt goes back to the allocator before migrate_pages returns
+        foreach (var a in w.Attempts)
+        {
+            if (a.Outcome != MigrationOutcome.Failed || a.DstPfn == PageRef.NoPfn || a.DstFreed || a.Tainted) continue;
+            ctx.Report(this, ReplayContext.MakeFinding(end, $"dst pfn 0x{a.DstPfn:x} of a failed migration of pfn 0x{a.SrcPfn:x} was never freed in this migrate_pages call",
+                [a.SrcPfn, a.DstPfn], a.SrcMemcg, [a.MoveEvent, a.OutcomeEvent, end]));
+        }
         if (end.Failed < failed)
             ctx.Report(this, ReplayContext.MakeFinding(end, $"mm_migrate_pages reports nr_failed={end.Failed} but {failed} pages were seen to fail their last attempt in this call",
                 [], null, [w.Start, .. failEv, end]));

@@ -33,8 +33,10 @@ public sealed class ModernAdapter : IEraAdapter
             {
                 if (s.Pages.TryGetValue(f.Page.Pfn, out var p))
                 {
+                    if (p.Attempt is { } named && named.DstPfn == p.Pfn) named.DstFreed = true;
                     if (p.Attempt is { } at && at.Outcome != MigrationOutcome.Pending) s.EndAttempt(at);
                     else if (p.Attempt is { } at2 && at2.DstPfn == p.Pfn) { at2.Outcome = MigrationOutcome.Failed; s.EndAttempt(at2); }
+                    else if (p.Attempt is { } at3 && at3.Window == null) { at3.Outcome = MigrationOutcome.Unknown; s.EndAttempt(at3); } // no window will close it
                     s.Pages.Remove(f.Page.Pfn);
                 }
                 break;
@@ -67,7 +69,7 @@ public sealed class ModernAdapter : IEraAdapter
                 break;
             }
             case MemcgStatEvent ms when ms.Class == MemcgStatClass.ModMemcgLruvecState && ms.Item == NrFileMapped:
-                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; }
+                { var mc = s.Memcg(ms.MemcgId); mc.CounterDelta += ms.Val; mc.Updates++; mc.IsCgroupId = true; }
                 break;
             case UnmapEvent u:
             {

@@ -21,6 +21,7 @@ public class MutationFuzzTests
         ("tracedat-v7-none-be", SyntheticCaptures.TraceDat(7, "none", true), false),
         ("perf-le", SyntheticCaptures.PerfData(false), true),
         ("perf-be", SyntheticCaptures.PerfData(true), true),
+        ("perf-compressed-le", SyntheticCaptures.PerfData(false, null, 81), true),
     ];
 
     [Fact]

@@ -39,12 +39,14 @@ public class SyntheticCaptureTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void PerfData_in_either_byte_order_decodes_to_the_written_events(bool big)
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(false, 81)]
+    [InlineData(true, 83)]
+    public void PerfData_in_either_byte_order_decodes_to_the_written_events(bool big, int compressedType)
     {
         var events = SyntheticCaptures.DefaultEvents();
-        var bytes = SyntheticCaptures.PerfData(big, events);
+        var bytes = SyntheticCaptures.PerfData(big, events, compressedType);
         using var r = new PerfDataReader(new MemoryStream(bytes), "synthetic.perf", new BinaryReaderOptions { RenderText = true });
         Assert.Equal(big, r.BigEndian);
         Assert.Equal("6.1.0-synth", r.Header.KernelRelease);
@@ -52,6 +54,7 @@ public class SyntheticCaptureTests
         var got = new List<(TraceEvent E, string? R)>();
         while (r.Read() is { } e) got.Add((e, r.NextRendered()));
         Check(events, got, lossTimeOffset: -1);
+        if (compressedType != 0) Assert.True(r.Stats.Counters["perf.compressed_records"].Value > 5);
     }
 
     [Fact]
@@ -65,6 +68,32 @@ public class SyntheticCaptureTests
         ulong pfn = e.U64("pfn")!.Value;
         Assert.Equal(0xffd4000000000000UL + pfn * 64, e.U64("page"));
         Assert.Equal(FieldStyle.Pointer, e.Fields[e.IndexOf("page")].Style);
+    }
+
+    [Theory]
+    [InlineData("none")]
+    [InlineData("zstd")]
+    public void Buffer_instances_are_merged_by_time_and_TSC2NSEC_converts_timestamps(string compression)
+    {
+        var top = SyntheticCaptures.DefaultEvents();
+        var inst = new List<SynthEvent>
+        {
+            new(0, 1_000_000_600, 100, SyntheticCaptures.MigrateStart, 0, 3),
+            new(0, 1_950_000_050, 200, SyntheticCaptures.MigrateStart, 1, 0),
+        };
+        // raw clock counts; ns = raw * 3 >> 1 + 1000
+        var t2n = (Mult: 3u, Shift: 1u, Offset: 1000UL);
+        var bytes = SyntheticCaptures.TraceDat(7, compression, false, top, inst, t2n);
+        using var r = new TraceDatReader(BinarySource.FromBytes(bytes, "synthetic"));
+        Assert.Equal("top,inst", r.Header.Properties["instances"]);
+        var got = new List<TraceEvent>();
+        while (r.Read() is { } e) got.Add(e);
+        var all = top.Concat(inst).ToList();
+        Assert.Equal(all.Count + top.Count(e => e.Lost >= 0), got.Count);
+        var times = got.Where(e => e.Name != SyntheticEvents.DataLoss).Select(e => e.Timestamp).ToList();
+        var expected = all.Select(e => (long)((ulong)e.Time * 3 >> 1) + 1000).OrderBy(t => t).ToList();
+        Assert.Equal(expected, times);
+        Assert.Equal(2, got.Count(e => e.Name == "migrate:mm_migrate_pages_start" && e.Str("mode") is "MIGRATE_ASYNC" or "MIGRATE_SYNC_LIGHT" && e.Cpu == 0));
     }
 
     static void Check(List<SynthEvent> written, List<(TraceEvent E, string? R)> got, long lossTimeOffset)

@@ -282,7 +282,9 @@ public static class SyntheticCaptures
         Put(b, (ulong)Cmdlines.Length, 8, big); b.AddRange(Encoding.ASCII.GetBytes(Cmdlines));
     });
 
-    public static byte[] TraceDat(int version, string compression, bool big, IReadOnlyList<SynthEvent>? events = null)
+    /// <summary>trace.dat; v7 may add a second ring-buffer instance and a TSC2NSEC option (mult, shift, offset).</summary>
+    public static byte[] TraceDat(int version, string compression, bool big, IReadOnlyList<SynthEvent>? events = null,
+        IReadOnlyList<SynthEvent>? instanceEvents = null, (uint Mult, uint Shift, ulong Offset)? tsc2nsec = null)
     {
         events ??= DefaultEvents();
         var cpus = new[] { CpuPages(events.Where(e => e.Cpu == 0), big), CpuPages(events.Where(e => e.Cpu == 1), big) };
@@ -358,6 +360,32 @@ public static class SyntheticCaptures
         }
         var secSize = Bytes(b => Put(b, (ulong)(f.Count - sizeAt - 8), 8, big));
         for (int i = 0; i < 8; i++) f[sizeAt + i] = secSize[i];
+        // Optional second instance "inst": CPU 0 only, uncompressed-or-chunked like the top one.
+        long instFly = 0, instOff = 0, instSize = 0;
+        if (instanceEvents != null)
+        {
+            var pages = CpuPages(instanceEvents, big);
+            instFly = f.Count;
+            Put(f, 3, 2, big); Put(f, comp ? 1UL : 0UL, 2, big); Put(f, 0, 4, big);
+            int isz = f.Count;
+            Put(f, 0, 8, big);
+            Align();
+            instOff = f.Count;
+            if (!comp) f.AddRange(pages);
+            else
+            {
+                int n = pages.Length / 4096;
+                Put(f, (ulong)n, 4, big);
+                for (int p = 0; p < n; p++)
+                {
+                    var z = Compress(compression, pages.AsSpan(p * 4096, 4096).ToArray());
+                    Put(f, (ulong)z.Length, 4, big); Put(f, 4096, 4, big); f.AddRange(z);
+                }
+            }
+            instSize = f.Count - instOff;
+            var ss = Bytes(b => Put(b, (ulong)(f.Count - isz - 8), 8, big));
+            for (int i = 0; i < 8; i++) f[isz + i] = ss[i];
+        }
         // Options section pointing at everything.
         long opts = f.Count;
         var od = new List<byte>();
@@ -372,6 +400,15 @@ public static class SyntheticCaptures
             Put(b, 4096, 4, big); Put(b, 2, 4, big);
             for (int c = 0; c < 2; c++) { Put(b, (ulong)c, 4, big); Put(b, (ulong)cpuOff[c], 8, big); Put(b, (ulong)cpuSize[c], 8, big); }
         }));
+        if (instanceEvents != null)
+            Opt(3, Bytes(b =>
+            {
+                Put(b, (ulong)instFly, 8, big); b.AddRange(Encoding.ASCII.GetBytes("inst\0global\0"));
+                Put(b, 4096, 4, big); Put(b, 1, 4, big);
+                Put(b, 0, 4, big); Put(b, (ulong)instOff, 8, big); Put(b, (ulong)instSize, 8, big);
+            }));
+        if (tsc2nsec is { } t2n)
+            Opt(14, Bytes(b => { Put(b, t2n.Mult, 4, big); Put(b, t2n.Shift, 4, big); Put(b, t2n.Offset, 8, big); }));
         Opt(0, U64(0));
         Put(f, 0, 2, big); Put(f, 0, 2, big); Put(f, 0, 4, big); Put(f, (ulong)od.Count, 8, big);
         f.AddRange(od);
@@ -386,7 +423,9 @@ public static class SyntheticCaptures
 
     /// <summary>A file-mode perf.data with one tracepoint attr per format (ids type*10+cpu), COMM records for the pids,
     /// samples in rounds of two events with FINISHED_ROUND marks, and a LOST record where an event has Lost >= 0.</summary>
-    public static byte[] PerfData(bool big, IReadOnlyList<SynthEvent>? events = null)
+    /// <param name="compressedType">0: plain records; 81 (COMPRESSED) or 83 (COMPRESSED2): the records after the COMMs
+    /// as one zstd stream cut into small compressed records (so records straddle them).</param>
+    public static byte[] PerfData(bool big, IReadOnlyList<SynthEvent>? events = null, int compressedType = 0)
     {
         events ??= DefaultEvents();
         var f = new List<byte>();
@@ -424,6 +463,7 @@ public static class SyntheticCaptures
                 var c = Encoding.ASCII.GetBytes(comm + "\0"); b.AddRange(c); while (b.Count % 8 != 0) b.Add(0);
                 b.AddRange(SampleId(pid, 0, 0, PageAlloc * 10));
             }));
+        int plainEnd = f.Count;
         // Write in rounds: within a round, CPU 1's events first (out of time order), as perf's per-CPU buffers do.
         var sorted = events.OrderBy(e => e.Time).ToList();
         for (int i = 0; i < sorted.Count; i += 3)
@@ -445,6 +485,19 @@ public static class SyntheticCaptures
                 }));
             }
             Rec(68, []);
+        }
+        if (compressedType != 0)
+        {
+            var plain = f.Skip(plainEnd).ToArray();
+            f.RemoveRange(plainEnd, f.Count - plainEnd);
+            byte[] z;
+            using (var c = new ZstdSharp.Compressor(3)) z = c.Wrap(plain).ToArray();
+            for (int zp = 0; zp < z.Length; zp += 50)
+            {
+                var piece = z.AsSpan(zp, Math.Min(50, z.Length - zp)).ToArray();
+                if (compressedType == 81) Rec(81, piece);
+                else Rec(83, Bytes(b => { Put(b, (ulong)piece.Length, 8, big); b.AddRange(piece); while ((b.Count + 8) % 8 != 0) b.Add(0); }));
+            }
         }
         long dataSize = f.Count - dataOff;
         // features: TRACING_DATA (1), OSRELEASE (4), NRCPUS (7)
