@@ -80,6 +80,7 @@ public sealed class BenchStore : IBenchmark
             }
             Directory.Delete(warm, true);
 
+            Settle();
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 var cpu = Cpu();
@@ -98,6 +99,7 @@ public sealed class BenchStore : IBenchmark
                 var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
                 pgStore = PostgresEventStore.Open(spec);
                 Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
+                Settle();
                 var cpu = Cpu();
                 var t = Append(pgStore, "capture-bench", events, batch);
                 cpu = Cpu() - cpu;
@@ -107,7 +109,7 @@ public sealed class BenchStore : IBenchmark
 
             // Readers do not hold the source capture in memory: drop it before measuring reads.
             events = null!;
-            GC.Collect(2, GCCollectionMode.Forced, true, true);
+            Settle();
 
             using (var s = EmbeddedEventStore.Open(dir))
             {
@@ -221,6 +223,15 @@ public sealed class BenchStore : IBenchmark
         }
         GC.KeepAlive(check);
         return (sw.Elapsed.TotalSeconds, n);
+    }
+
+    /// <summary>A full blocking collection before a measured phase, so that no background GC of the loading
+    /// phase's garbage runs during it.</summary>
+    static void Settle()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
     }
 
     static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
