@@ -125,14 +125,14 @@ public static class HtmlReport
             long tn = t0 + (t1 - t0) * k / 5;
             double x = X(tn);
             var anchor = k == 0 ? "start" : k == 5 ? "end" : "middle";
-            var label = (tn / 1_000_000_000).ToString(Inv) + (tn % 1_000_000_000 / 1e9).ToString("F" + decimals, Inv).TrimStart('0');
+            var label = (tn / 1_000_000_000m).ToString("F" + decimals, Inv);
             o.Write($"<line class=\"grid\" x1=\"{F(x)}\" y1=\"{T}\" x2=\"{F(x)}\" y2=\"{H - B}\"/><text class=\"tick\" x=\"{F(x)}\" y=\"{H - B + 16}\" text-anchor=\"{anchor}\">{E(label)}</text>\n");
         }
         double raw = (yhi - ylo) / 4, mag = Math.Pow(10, Math.Floor(Math.Log10(raw)));
         double step = Math.Max(1, (raw / mag) switch { < 1.5 => 1, < 3 => 2, < 7 => 5, _ => 10 } * mag);
-        for (double v = Math.Ceiling(ylo / step) * step; v <= yhi; v += step)
+        for (double v0 = Math.Ceiling(ylo / step) * step; v0 <= yhi; v0 += step)
         {
-            double y = Y(v);
+            double v = Math.Abs(v0) < step / 2 ? 0 : v0, y = Y(v);
             o.Write($"<line class=\"grid\" x1=\"{L}\" y1=\"{F(y)}\" x2=\"{W - R}\" y2=\"{F(y)}\"/><text class=\"tick\" x=\"{L - 6}\" y=\"{F(y + 4)}\" text-anchor=\"end\">{v.ToString("N0", Inv)}</text>\n");
         }
         o.Write($"<text class=\"axis\" x=\"{(W + L) / 2}\" y=\"{H - 6}\" text-anchor=\"middle\">time (s)</text>");
