@@ -170,11 +170,18 @@ public class CheckCommandTests : IDisposable
         var (code, _, err) = Run("ingest", trace, "--store", store);
         Assert.True(code == 0, err);
         var id = Commands.IngestCommand.Identify(trace).Id;
-        var (code2, text, err2) = Run("check", "capture-" + id, "--store", store, "--save");
+        var (code2, text, err2) = Run("check", "capture-" + id, "--store", store);
         Assert.True(code2 == 0, err2);
         Assert.Contains("audit-" + id, text);
-        var (code3, _, err3) = Run("check", trace, "--store", store, "--save", "--json");
+        // A file with a store: ingest is a no-op (same bytes), the stored capture is audited and saved again.
+        var (code3, _, err3) = Run("check", trace, "--store", store, "--json");
         Assert.True(code3 == 0, err3);
+        // --no-save leaves the audit stream alone.
+        var (code4, _, err4) = Run("check", id, "--store", store, "--no-save");
+        Assert.True(code4 == 0, err4);
+        // Without a store the file itself is audited.
+        var (code5, direct, err5) = Run("check", trace, "--json");
+        Assert.True(code5 == 0, err5);
 
         using var s = Replayer.Store.StoreFactory.Open(store, readOnly: true);
         var saved = new List<Replayer.Replay.AuditResult>();
@@ -184,11 +191,26 @@ public class CheckCommandTests : IDisposable
             saved.Add(MessagePack.MessagePackSerializer.Deserialize<Replayer.Replay.AuditResult>(ev.Payload));
         }
         Assert.Equal(2, saved.Count);
-        Assert.Equal("capture-" + id, saved[0].Source);
-        Assert.Equal(trace, saved[1].Source);
+        Assert.All(saved, r => Assert.Equal("capture-" + id, r.Source));
         // the stored events audit exactly like the file
-        Assert.Equal(saved[1].Events, saved[0].Events);
+        using var doc = System.Text.Json.JsonDocument.Parse(direct);
+        Assert.Equal(doc.RootElement.GetProperty("events").GetInt64(), saved[0].Events);
         Assert.Equal(saved[1].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)), saved[0].Verdicts.Select(v => (v.InvariantId, v.Status, v.Checked)));
         Assert.Empty(saved[0].Findings);
+    }
+
+    [Fact]
+    public void Ground_truth_is_put_beside_a_memcg_only_when_the_match_is_unambiguous()
+    {
+        var r = new Replayer.Replay.AuditResult
+        {
+            Memcgs = [new() { Memcg = 1, CounterDelta = 5 }, new() { Memcg = 2, CounterDelta = 0 }, new() { Memcg = 3, CounterDelta = -2 }, new() { Memcg = 4, CounterDelta = -2 }],
+        };
+        var truth = new List<Commands.CheckCommand.CgroupTruth> { new("A", 10, 15), new("B", 0, 0), new("C", 4, 2) };
+        var m = Commands.CheckCommand.MatchGroundTruth(r, truth).Memcgs;
+        Assert.Equal((5L, "A"), (m[0].GroundTruthDelta, m[0].Cgroup));
+        Assert.Null(m[1].GroundTruthDelta); // a zero change says nothing
+        Assert.Null(m[2].GroundTruthDelta); // two memcgs changed by −2: ambiguous
+        Assert.Null(m[3].GroundTruthDelta);
     }
 }

@@ -96,6 +96,105 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         Assert.Contains("no event store there", missing.Err);
     }
 
+    /// <summary>
+    /// "Disk full" in the middle of a frame: RLIMIT_FSIZE (ulimit -f) makes the kernel cut the segment write
+    /// short and kill the writer with SIGXFSZ, leaving a torn frame. The next open truncates it, the capture
+    /// is absent, and ingesting again (without the limit) completes with the exact count.
+    /// </summary>
+    [Fact]
+    public async Task Ingest_cut_short_by_the_file_size_limit_leaves_nothing_and_then_completes()
+    {
+        var trace = Repo.Trace("6.1-ext4-basic", "ftrace", "trace.txt.zst");
+        var (id, _, _) = Replayer.Cli.Commands.IngestCommand.Identify(trace);
+        var stream = new StreamName("capture-" + id);
+        long expected = 0;
+        using (var r = TraceOpener.Open(trace, new TraceOpenOptions { Strict = true }))
+            while (r.Read() != null) expected++;
+        foreach (var limitKb in new[] { 97, 333, 601 })
+        {
+            var store = Path.Combine(_root, "fsz-" + limitKb);
+            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add($"ulimit -f {limitKb}; exec dotnet \"$0\" ingest \"$1\" --store \"$2\"");
+            psi.ArgumentList.Add(ReplayerDll());
+            psi.ArgumentList.Add(trace);
+            psi.ArgumentList.Add(store);
+            psi.Environment["DOTNET_EnableWriteXorExecute"] = "0"; // its double-mapped code file would hit the limit first
+            using (var p = Process.Start(psi)!)
+            {
+                Assert.True(p.WaitForExit(120_000));
+                Assert.NotEqual(0, p.ExitCode);
+            }
+            var seg = Path.Combine(store, "segments", SegmentFormat.SegmentFileName(0));
+            Assert.Equal(limitKb * 1024L, new FileInfo(seg).Length); // the write was cut at the limit
+
+            await using (var s = EmbeddedEventStore.Open(store))
+            {
+                Assert.Contains(s.RecoveryLog, l => l.Contains("recovered from an interrupted write"));
+                Assert.Null(await s.GetStreamInfoAsync(stream));
+                Assert.True((await s.VerifyAsync()).Ok);
+            }
+            using (var p = Start(store, trace))
+            {
+                Assert.True(p.WaitForExit(120_000));
+                Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+            }
+            await using (var s = EmbeddedEventStore.Open(store))
+            {
+                Assert.Equal((ulong)expected, (await s.GetStreamInfoAsync(stream))!.EventCount);
+                var v = await s.VerifyAsync();
+                Assert.True(v.Ok);
+                Assert.Equal(expected, v.Events);
+            }
+        }
+    }
+
+    /// <summary>The password may come from the URL, PGPASSWORD or ~/.pgpass; without one the error is one line.</summary>
+    [Fact]
+    public async Task Postgres_password_comes_from_pgpass_or_PGPASSWORD_and_is_never_printed()
+    {
+        var pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG")
+            ?? throw new InvalidOperationException("REPLAYER_TEST_PG is not set: start a throw-away server with `export REPLAYER_TEST_PG=\"$(.ci/postgres.sh | tail -1)\"` and rerun");
+        var real = Replayer.Store.Postgres.PostgresSpec.Parse(pg);
+        var b = new Npgsql.NpgsqlConnectionStringBuilder(real.ConnectionString);
+        var password = b.Password ?? throw new InvalidOperationException("REPLAYER_TEST_PG must carry a password for this test");
+        var schema = "pw_" + Guid.NewGuid().ToString("N")[..10];
+        var noPassword = $"postgres://{b.Username}@{b.Host}:{b.Port}/{b.Database}?schema={schema}";
+        var home = Path.Combine(_root, "pw-home");
+        Directory.CreateDirectory(home);
+        var env = new Dictionary<string, string?> { ["HOME"] = home, ["PGPASSWORD"] = null, ["PGPASSFILE"] = null, ["REPLAYER_STORE"] = null };
+        try
+        {
+            var none = RunCli(env, "ls", "--store", noPassword);
+            Assert.Equal(2, none.Exit);
+            Assert.Single(none.Err.Trim().Split('\n'));
+            Assert.Contains("password", none.Err);
+
+            env["PGPASSWORD"] = password;
+            var viaEnv = RunCli(env, "ingest", Repo.Trace("6.1-ext4-fail", "ftrace", "trace.txt.zst"), "--store", noPassword);
+            Assert.True(viaEnv.Exit == 0, viaEnv.Err);
+
+            env["PGPASSWORD"] = null;
+            var pgpass = Path.Combine(home, ".pgpass");
+            await File.WriteAllTextAsync(pgpass, $"{b.Host}:{b.Port}:{b.Database}:{b.Username}:{password}\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(pgpass, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            var viaFile = RunCli(env, "ls", "--store", noPassword);
+            Assert.True(viaFile.Exit == 0, viaFile.Err);
+            Assert.Contains("FtraceText", viaFile.Out);
+
+            var withUrl = RunCli(env, "store", "verify", "--store", pg + (pg.Contains('?') ? "&" : "?") + "schema=" + schema);
+            Assert.Equal(0, withUrl.Exit);
+            foreach (var text in new[] { none.Out, none.Err, viaEnv.Out, viaEnv.Err, viaFile.Out, viaFile.Err, withUrl.Out, withUrl.Err })
+                Assert.DoesNotContain(password, text);
+            Assert.Contains(":***@", withUrl.Out);
+        }
+        finally
+        {
+            await using var s = await Replayer.Store.Postgres.PostgresEventStore.OpenAsync(pg + (pg.Contains('?') ? "&" : "?") + "schema=" + schema);
+            await s.DropSchemaAsync();
+        }
+    }
+
     /// <summary>The same on PostgreSQL (needs REPLAYER_TEST_PG): a killed ingest's transaction is rolled back by the server.</summary>
     [Fact]
     public async Task Ingest_into_postgres_killed_midway_leaves_nothing_and_then_completes()

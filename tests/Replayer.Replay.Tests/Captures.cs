@@ -35,7 +35,15 @@ public static class Captures
         }
     }
 
-    public static IEnumerable<object[]> AllTraces() => Traces(includeOffline: true);
+    /// <summary>Every trace including the <c>perf script -F</c> all-fields variant (clean check and decode counts only).</summary>
+    public static IEnumerable<object[]> AllTraces() => Traces(includeOffline: true).Concat(AllFieldsPerf());
+
+    static IEnumerable<object[]> AllFieldsPerf() =>
+        Repo.RealCaptures().Where(d => File.Exists(Path.Combine(d, "perf", "perf_script_F_all.txt.zst")))
+            .Select(d => new object[] { Path.GetFileName(d), "perf/perf_script_F_all.txt.zst" });
+
+    public static IEnumerable<object[]> AllTextTraces() =>
+        TextTraces(includeOffline: true).Concat(AllFieldsPerf());
 
     public static string PathOf(string capture, string trace) => Repo.Trace(capture, trace);
 
@@ -47,10 +55,7 @@ public static class Captures
         while ((e = r.Read()) != null) yield return e;
     }
 
-    /// <summary>TraceOpener for text; trace.dat through its reader directly (TraceOpener does not route binary formats yet).</summary>
-    static ITraceReader Open(string path) => path.EndsWith(".dat", StringComparison.Ordinal)
-        ? new Replayer.Formats.Binary.TraceDatReader(path)
-        : TraceOpener.Open(path);
+    static ITraceReader Open(string path) => TraceOpener.Open(path);
 
     static readonly ConcurrentDictionary<string, Lazy<(List<DomainEvent> Events, ProbeResolver Probes, CaptureHeader Header)>> _decoded = new();
 

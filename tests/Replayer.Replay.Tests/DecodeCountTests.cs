@@ -13,7 +13,7 @@ namespace Replayer.Replay.Tests;
 /// </summary>
 public partial class DecodeCountTests
 {
-    public static IEnumerable<object[]> Texts() => Captures.TextTraces(includeOffline: true);
+    public static IEnumerable<object[]> Texts() => Captures.AllTextTraces();
 
     /// <summary>Probed function → domain type.</summary>
     static readonly Dictionary<string, Type> ByFunction = new(StringComparer.Ordinal)
@@ -39,8 +39,8 @@ public partial class DecodeCountTests
         ["tracing_mark_write"] = typeof(MarkerEvent), ["print"] = typeof(MarkerEvent),
     };
 
-    /// <summary>`…] [flags] 12.345678: NAME: ` (raw ftrace, trace-cmd report, perf script).</summary>
-    [GeneratedRegex(@"\]\s+(?:\S+\s+)?\d+\.\d+:\s+(\S+?):\s")]
+    /// <summary>`…] [flags] 12.345678: [period] NAME: ` (raw ftrace, trace-cmd report, perf script, perf script -F all).</summary>
+    [GeneratedRegex(@"\]\s+(?:\S+\s+)?\d+\.\d+:\s+(?:\d+\s+)?(\S+?):\s")]
     private static partial Regex EventName();
 
     static Dictionary<string, long> CountLines(string path)

@@ -91,6 +91,19 @@ public class SyntheticTests
     }
 
     [Fact]
+    public void Set_entries_of_a_kernel_with_34_pfn_bits_still_balance()
+    {
+        var s = Prologue();
+        s.Migrate(0x100, 0x200, A);
+        int i = s.Events.FindIndex(e => e is MigrationPteEvent { Set: true });
+        var set = (MigrationPteEvent)s.Events[i];
+        s.Events[i] = set with { Pfn = set.Pfn | (1UL << 34) }; // SWP_MIG young bit at SWP_PFN_BITS = 34
+        var r = s.Audit();
+        Assert.Empty(r.Findings);
+        Assert.Equal(VerdictStatus.Pass, r.Verdicts.Single(v => v.InvariantId == "migration-entry-balance").Status);
+    }
+
+    [Fact]
     public void Remap_before_commit_is_I2()
     {
         var s = Prologue();

@@ -10,7 +10,7 @@ namespace Replayer.Bench;
 /// Event store throughput and footprint on the largest real capture.
 /// <code>dotnet run -c Release --project tools/bench -- store [--input FILE] [--synthetic N] [--pg CONN] [--batch N]</code>
 /// Loads the events once (default: traces/6.1-ext4-large/ftrace/trace.txt.zst through TraceOpener),
-/// then: embedded append (one all-or-nothing transaction of 16k-event batches, fsync on commit), store
+/// then: embedded append (one all-or-nothing transaction of 4096-event batches, fsync on commit), store
 /// size against the capture's zstd trace.dat, embedded read (every event materialized), verify, and the
 /// same append/read on PostgreSQL when <c>--pg</c> or <c>REPLAYER_TEST_PG</c> names a server.
 /// </summary>
@@ -22,7 +22,7 @@ public sealed class BenchStore : IBenchmark
     public int Run(string[] args)
     {
         string? input = null, pg = Environment.GetEnvironmentVariable("REPLAYER_TEST_PG");
-        int synthetic = 0, batch = 16384;
+        int synthetic = 0, batch = 4096;
         bool codecOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -68,64 +68,78 @@ public sealed class BenchStore : IBenchmark
         }
 
         var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-store-" + Guid.NewGuid().ToString("N")[..8]);
+        PostgresEventStore? pgStore = null;
         try
         {
-            // Warm-up on a small store so that JIT time is not measured.
+            // Warm-up (32 batches on a scratch store) so that tier-0 JIT code is not what is measured.
             var warm = dir + "-warm";
             using (var s = EmbeddedEventStore.Open(warm))
             {
-                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
                 Read(s, "warm");
             }
             Directory.Delete(warm, true);
 
+            Settle();
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 var cpu = Cpu();
+                var pause = GC.GetTotalPauseDuration();
+                int gen2 = GC.CollectionCount(2);
                 var t = Append(s, "capture-bench", events, batch);
                 cpu = Cpu() - cpu;
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s)");
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s, {GC.CollectionCount(2) - gen2} gen2)");
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
+
+            if (pg is { Length: > 0 })
+            {
+                var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
+                var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
+                pgStore = PostgresEventStore.Open(spec);
+                Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
+                Settle();
+                var cpu = Cpu();
+                var t = Append(pgStore, "capture-bench", events, batch);
+                cpu = Cpu() - cpu;
+                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({pgStore.Description}; {cpu:F2} CPU-s in this process)");
+            }
+            else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
+
+            // Readers do not hold the source capture in memory: drop it before measuring reads.
+            events = null!;
+            Settle();
+
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 for (int rep = 1; rep <= 2; rep++)
                 {
                     var cpu = Cpu();
+                    var pause = GC.GetTotalPauseDuration();
                     var (t, n) = Read(s, "capture-bench");
                     cpu = Cpu() - cpu;
-                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent; {cpu:F2} CPU-s)");
+                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)");
                 }
                 sw.Restart();
                 var v = s.VerifyAsync().GetAwaiter().GetResult();
                 Console.WriteLine($"embedded verify: {(v.Ok ? "ok" : "PROBLEMS")} {v.Events} events in {sw.Elapsed.TotalSeconds:F3}s");
             }
+            if (pgStore != null)
+            {
+                var (rt, n) = Read(pgStore, "capture-bench");
+                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
+            }
         }
         finally
         {
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        }
-
-        if (pg is { Length: > 0 })
-        {
-            var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
-            var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
-            using var s = PostgresEventStore.Open(spec);
-            try
+            if (pgStore != null)
             {
-                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
-                var t = Append(s, "capture-bench", events, batch);
-                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({s.Description})");
-                var (rt, n) = Read(s, "capture-bench");
-                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
-            }
-            finally
-            {
-                s.DropSchemaAsync().GetAwaiter().GetResult();
+                pgStore.DropSchemaAsync().GetAwaiter().GetResult();
+                pgStore.Dispose();
             }
         }
-        else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
         return 0;
     }
 
@@ -154,10 +168,14 @@ public sealed class BenchStore : IBenchmark
             sw.Restart();
             foreach (var r in raws) { var rd = new MessagePack.MessagePackReader(r); rd.Skip(); }
             double skipWall = sw.Elapsed.TotalSeconds;
+            var alloc0 = GC.GetTotalAllocatedBytes(true);
+            var pause0 = GC.GetTotalPauseDuration();
+            int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
             sw.Restart();
             long m = 0;
             foreach (var r in raws) m += TraceEventDecoder.Decode(r, out _).Length;
             double decOnly = sw.Elapsed.TotalSeconds;
+            Console.WriteLine($"  decode allocated {(GC.GetTotalAllocatedBytes(true) - alloc0) / (double)m:F0} bytes/event, GC pauses {(GC.GetTotalPauseDuration() - pause0).TotalSeconds:F3}s, {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2 collections");
             Console.WriteLine($"  zstd decompress {dzWall:F3}s, MessagePack skip {skipWall:F3}s, TraceEventDecoder {decOnly:F3}s ({m / decOnly / 1e6:F2} M/s)");
             Console.WriteLine($"codec #{rep + 1}: encode (MessagePack + zstd) {events.Length / encWall / 1e6:F2} M events/s wall, {events.Length / encCpu / 1e6:F2} M/s per CPU-second; decode (zstd + MessagePack) {n / decWall / 1e6:F2} M events/s wall, {n / decCpu / 1e6:F2} M/s per CPU-second; {enc.Sum(e => (long)e.Body.Length) / 1e6:F1} MB compressed of {enc.Sum(e => (long)e.RawLength) / 1e6:F1} MB");
         }
@@ -205,6 +223,15 @@ public sealed class BenchStore : IBenchmark
         }
         GC.KeepAlive(check);
         return (sw.Elapsed.TotalSeconds, n);
+    }
+
+    /// <summary>A full blocking collection before a measured phase, so that no background GC of the loading
+    /// phase's garbage runs during it.</summary>
+    static void Settle()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
     }
 
     static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;

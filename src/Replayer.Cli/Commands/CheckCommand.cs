@@ -9,7 +9,10 @@ using Replayer.Store;
 
 namespace Replayer.Cli.Commands;
 
-/// <summary><c>replayer check FILE [--json] [--era E]</c>: replay the trace and audit the migration invariants.
+/// <summary><c>replayer check FILE|CAPTURE [--store S] [--json] [--era E]</c>: replay the trace and audit the
+/// migration invariants. With a store (<c>--store</c>, <c>$REPLAYER_STORE</c>, or a capture id) the trace is
+/// ingested first (a no-op when already stored), the stored capture is audited, and the result is appended to
+/// the stream <c>audit-&lt;capture id&gt;</c>; without one the file is audited directly and nothing is written.
 /// Exit 0 = no findings, 1 = findings, 2 = input error.</summary>
 public static class CheckCommand
 {
@@ -19,9 +22,9 @@ public static class CheckCommand
         var json = new Option<bool>("--json") { Description = "Print the audit result as JSON" };
         var era = new Option<string?>("--era") { Description = "Force the kernel era: 2.6.34, 2.6.35, 6.1, 6.12, 6.13 (default: detected)" };
         var store = IngestCommand.StoreOption();
-        var save = new Option<bool>("--save") { Description = "Append the audit result to the store as stream audit-<capture id>" };
-        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings") { file, json, era, store, save };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), pr.GetValue(save))));
+        var noSave = new Option<bool>("--no-save") { Description = "With a store: do not append the audit result to the stream audit-<capture id>" };
+        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings. With --store (or $REPLAYER_STORE) the trace is ingested first and the result is appended to audit-<capture id>") { file, json, era, store, noSave };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), !pr.GetValue(noSave))));
         return cmd;
     }
 
@@ -113,12 +116,13 @@ public static class CheckCommand
         return null;
     }
 
-    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = false)
+    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = true)
     {
         var forced = ParseEra(era);
         AuditResult result;
         List<CgroupTruth> truth;
         string? saved = null;
+        storeSpec ??= NullIfEmpty(Environment.GetEnvironmentVariable("REPLAYER_STORE"));
         if (IsStoredCapture(path))
         {
             using var store = StoreFactory.Open(storeSpec, readOnly: !save);
@@ -126,16 +130,22 @@ public static class CheckCommand
             truth = [];
             if (save) saved = Save(store, StoredCapture.StreamNameOf(path)[IngestCommand.StreamPrefix.Length..], result);
         }
+        else if (storeSpec != null)
+        {
+            if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
+            using var store = StoreFactory.Open(storeSpec);
+            // Event-sourced: the capture is stored once and every audit replays the stored events.
+            var id = IngestCommand.IngestOne(store, path, strict: true, Console.Error);
+            result = AuditStored(store, IngestCommand.StreamPrefix + id, forced);
+            truth = GroundTruth(path);
+            if (save) saved = Save(store, id, result);
+        }
         else
         {
             result = Audit(path, forced);
             truth = GroundTruth(path);
-            if (save)
-            {
-                using var store = StoreFactory.Open(storeSpec);
-                saved = Save(store, IngestCommand.Identify(path).Id, result);
-            }
         }
+        result = MatchGroundTruth(result, truth);
         if (json) WriteJson(result, truth, output);
         else
         {
@@ -144,6 +154,23 @@ public static class CheckCommand
         }
         return result.Findings.Length > 0 ? ExitCodes.Findings : ExitCodes.Ok;
     }
+
+    /// <summary>The events name a memcg only by its memcg_data pointer, memory.stat by cgroup: a memcg gets a
+    /// cgroup's ground truth only when the match is unambiguous (one cgroup and one memcg with the same
+    /// non-zero FILE_MAPPED change).</summary>
+    public static AuditResult MatchGroundTruth(AuditResult r, List<CgroupTruth> truth)
+    {
+        var memcgs = r.Memcgs.ToArray();
+        foreach (var t in truth.Where(t => t.DeltaPages != 0))
+        {
+            if (truth.Count(u => u.DeltaPages == t.DeltaPages) != 1) continue;
+            var same = Enumerable.Range(0, memcgs.Length).Where(i => memcgs[i].CounterDelta == t.DeltaPages).ToList();
+            if (same.Count == 1) memcgs[same[0]] = memcgs[same[0]] with { GroundTruthDelta = t.DeltaPages, Cgroup = t.Cgroup };
+        }
+        return r with { Memcgs = memcgs };
+    }
+
+    static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     static string Hex(ulong v) => "0x" + v.ToString("x", CultureInfo.InvariantCulture);
 
@@ -173,9 +200,9 @@ public static class CheckCommand
         }
         o.WriteLine();
         o.WriteLine("FILE_MAPPED per memcg over the capture (pages):");
-        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12}");
+        o.WriteLine($"  {"memcg",-20} {"counter events",15} {"page states",12} {"ground truth",13}");
         foreach (var m in r.Memcgs)
-            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
+            o.WriteLine($"  {Hex(m.Memcg),-20} {m.CounterDelta,15:+#;-#;0} {m.ImpliedDelta,12:+#;-#;0} {(m.GroundTruthDelta is { } g ? g.ToString("+#;-#;0", CultureInfo.InvariantCulture) + " (" + m.Cgroup + ")" : "?"),13}{(m.Tainted ? "  (data loss: unreliable)" : "")}");
         if (truth.Count > 0)
         {
             o.WriteLine("Ground truth beside the trace (memory.stat file_mapped, pages):");
@@ -248,6 +275,7 @@ public static class CheckCommand
                 w.WriteString("memcg", Hex(m.Memcg));
                 w.WriteNumber("file_mapped_delta_counter_pages", m.CounterDelta);
                 w.WriteNumber("file_mapped_delta_page_states", m.ImpliedDelta);
+                if (m.GroundTruthDelta is { } g) { w.WriteNumber("file_mapped_delta_ground_truth_pages", g); w.WriteString("cgroup", m.Cgroup); }
                 w.WriteBoolean("tainted", m.Tainted);
                 w.WriteEndObject();
             }

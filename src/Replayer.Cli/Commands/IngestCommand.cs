@@ -19,7 +19,8 @@ namespace Replayer.Cli.Commands;
 /// </summary>
 public static class IngestCommand
 {
-    public const int BatchSize = 16384;
+    /// <summary>Events per stored batch: small enough that a reader's in-flight batches die young (GC), large enough to compress well.</summary>
+    public const int BatchSize = 4096;
     public const string StreamPrefix = "capture-";
     /// <summary>Ground-truth files stored with a capture when found beside its trace.</summary>
     static readonly string[] GroundTruthPatterns = ["memory.stat.*", "memory.numa_stat.*", "workload.stdout", "uname.txt"];
@@ -53,19 +54,22 @@ public static class IngestCommand
         foreach (var p in paths)
             if (!File.Exists(p)) throw new UsageException($"{p}: no such file");
         using var store = StoreFactory.Open(storeSpec);
+        if (store is Replayer.Store.Embedded.EmbeddedEventStore emb)
+            foreach (var line in emb.RecoveryLog) Console.Error.WriteLine("replayer: note: " + line);
         foreach (var path in paths)
             IngestOne(store, path, strict, output);
         return ExitCodes.Ok;
     }
 
-    static void IngestOne(IEventStore store, string path, bool strict, TextWriter output)
+    /// <summary>Ingests one trace (a no-op when its bytes are already stored); returns the capture id.</summary>
+    public static string IngestOne(IEventStore store, string path, bool strict, TextWriter output)
     {
         var (id, sha, size) = Identify(path);
         var stream = new StreamName(StreamPrefix + id);
         if (store.GetStreamInfoAsync(stream).GetAwaiter().GetResult() is { } existing)
         {
             output.WriteLine($"{path}: already ingested as {stream} ({existing.EventCount} events); nothing to do");
-            return;
+            return id;
         }
 
         var sw = Stopwatch.StartNew();
@@ -82,7 +86,7 @@ public static class IngestCommand
         catch (WrongExpectedVersionException)
         {
             output.WriteLine($"{path}: already ingested as {stream} (by a concurrent ingest); nothing to do");
-            return;
+            return id;
         }
         try
         {
@@ -124,6 +128,7 @@ public static class IngestCommand
             tx.DisposeAsync().AsTask().GetAwaiter().GetResult(); // no-op after commit; rolls back otherwise
         }
         output.WriteLine($"{path}: ingested {events} events as {stream} ({format}{(kernel != null ? ", kernel " + kernel : "")}) in {sw.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s into {store.Description}");
+        return id;
     }
 
     static string? KernelFromUname(string tracePath)

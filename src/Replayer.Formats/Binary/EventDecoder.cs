@@ -95,6 +95,20 @@ public sealed class EventDecoder
         public required PrintExpr[] Args;
         public required string[] Between; // literal text between consecutive conversions of a joined field
         public string? StatName;
+        readonly Dictionary<string, string> _seen = new(StringComparer.Ordinal);
+        string? _last;
+
+        /// <summary>One string instance per distinct joined value (without the global intern table's cost).</summary>
+        public string Dedupe(StringBuilder sb)
+        {
+            var last = _last;
+            if (last != null && sb.Equals(last.AsSpan())) return last;
+            var s = sb.ToString();
+            if (_seen.TryGetValue(s, out var hit)) return _last = hit;
+            if (_seen.Count < 4096) _seen[s] = s;
+            return _last = s;
+        }
+
         /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
         public RecordField? Direct;
         public FieldType Type;
@@ -263,14 +277,14 @@ public sealed class EventDecoder
                     sb.Append(FormatOne(v, p.Convs[k], syms));
                 }
                 if (!ok) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
-                result[n++] = EventField.Str(p.Name, string.Intern(sb.ToString()));
+                result[n++] = EventField.Str(p.Name, p.Dedupe(sb));
             }
         }
         if (n != result.Length) Array.Resize(ref result, n);
         return result;
     }
 
-    ulong _lastIp;
+    ulong _lastIp, _lastRet;
     Kallsyms? _lastSyms;
     string? _lastProbe;
 
@@ -292,13 +306,24 @@ public sealed class EventDecoder
             var f = _probeFunc.Eval(ctx);
             var r = _probeRet.Eval(ctx);
             if (!f.IsInt || !r.IsInt) return null;
+            if (f.Bits == _lastIp && r.Bits == _lastRet && ReferenceEquals(syms, _lastSyms) && _lastProbe != null) return _lastProbe;
+            _lastIp = f.Bits;
+            _lastRet = r.Bits;
+            _lastSyms = syms;
+            return _lastProbe = RetProbeText(f, r, syms);
+        }
+        return null;
+    }
+
+    string RetProbeText(PrintValue f, PrintValue r, Kallsyms? syms)
+    {
+        {
             // The kernel prints a kretprobe as "(return site+off/size <- probed function)";
             // without symbols we keep the print format's own order (function, return address).
             if (syms != null && syms.Describe(r.Bits, true) is { } ret && syms.Describe(f.Bits, false) is { } fn)
                 return string.Intern(ret + " <- " + fn);
             return string.Intern(ProbeText(f.Bits, null, true) + " <- " + ProbeText(r.Bits, null, false));
         }
-        return null;
     }
 
     static string ProbeText(ulong addr, Kallsyms? syms, bool withSize)

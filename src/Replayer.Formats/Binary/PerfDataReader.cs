@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -34,16 +33,19 @@ public sealed class PerfDataReader : ITraceReader
         public string? Name;
     }
 
+    /// <summary>A decoded sample: all but its comm, which depends on the COMM records before it in time.</summary>
     sealed class Queued
     {
-        public byte[] Buf = [];
-        public int Len;
         public uint Type;
         public ulong Time;
         public long Source;
+        public EventField[] Fields = TraceEvent.NoFields;
+        public string Name = "";
+        public string? Probe, Flags, Rendered;
+        public int Cpu, Tid;
     }
 
-    readonly Stream _in;
+    Stream _in;
     readonly string _name;
     readonly BinaryReaderOptions _opt;
     bool _big;
@@ -57,7 +59,20 @@ public sealed class PerfDataReader : ITraceReader
     Kallsyms? _kallsyms;
     int _longSize = 8;
     RecordContext _ctx;
-    readonly PriorityQueue<Queued, (ulong, long)> _queue = new();
+    /// <summary>A record waiting for its round: its bytes live in <see cref="_arena"/> (no object per
+    /// record, so that records waiting across rounds do not burden the GC).</summary>
+    struct Pending
+    {
+        public int Off, Len;
+        public uint Type;
+        public long Source;
+        public ulong Time;
+    }
+
+    readonly PriorityQueue<Pending, (ulong, long)> _queue = new();
+    byte[] _arena = new byte[1 << 16];
+    int _arenaLen;
+    long _liveBytes;
     readonly Queue<TraceEvent> _ready = new();
     long _seq;
     ulong _nextFlush, _maxTime, _lastFlushed;
@@ -77,18 +92,26 @@ public sealed class PerfDataReader : ITraceReader
     public ReadStats Stats { get; } = new();
     public bool PipeMode => _pipe;
     public bool BigEndian => _big;
-    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample released
+    /// to the ready queue (use <see cref="NextRendered"/> to pair outputs with events).</summary>
     public string? LastRendered { get; private set; }
 
     public PerfDataReader(string path, BinaryReaderOptions? options = null)
         : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), path, options) { }
 
-    public PerfDataReader(Stream input, string name, BinaryReaderOptions? options = null)
+    public PerfDataReader(Stream input, string name, BinaryReaderOptions? options = null) : this(input, name, options, ownsStream: true) { }
+
+    bool _ownsStream;
+    readonly Dictionary<string, ulong> _symbols;
+
+    PerfDataReader(Stream input, string name, BinaryReaderOptions? options, bool ownsStream)
     {
         _name = name;
         _opt = options ?? new BinaryReaderOptions();
         _in = input;
-        _ctx = new RecordContext(false, 8, _opt.SymbolValues);
+        _ownsStream = ownsStream;
+        _symbols = new Dictionary<string, ulong>(_opt.SymbolValues, StringComparer.Ordinal);
+        _ctx = new RecordContext(false, 8, _symbols);
         try
         {
             Span<byte> h = stackalloc byte[16];
@@ -98,7 +121,7 @@ public sealed class PerfDataReader : ITraceReader
             else if (magic == BinaryPrimitives.ReverseEndianness(Magic)) _big = true;
             else TraceInputException.ThrowAtOffset(name, 0, "perf.data magic PERFILE2", Encoding.Latin1.GetString(h[..8]));
             ulong size = Endian.U64(h[8..], _big);
-            _ctx = new RecordContext(_big, 8, _opt.SymbolValues);
+            _ctx = new RecordContext(_big, 8, _symbols);
             Header.Properties["perf.endian"] = _big ? "big" : "little";
             if (size == 16)
             {
@@ -110,15 +133,54 @@ public sealed class PerfDataReader : ITraceReader
             else
             {
                 if (!input.CanSeek)
-                    TraceInputException.ThrowAtOffset(name, 8, "pipe-mode header (size 16) for a non-seekable perf.data", size.ToString(CultureInfo.InvariantCulture));
+                {
+                    // File mode needs random access (attrs, features after the data): buffer the input.
+                    var ms = new MemoryStream();
+                    ms.Write(h);
+                    input.CopyTo(ms);
+                    if (ownsStream) input.Dispose();
+                    ms.Position = 0;
+                    _in = input = ms;
+                    _ownsStream = true;
+                }
                 Header.FormatVersion = "perf.data";
                 ReadFileHeader(size);
             }
         }
         catch
         {
-            input.Dispose();
+            if (ownsStream) input.Dispose();
             throw;
+        }
+    }
+
+    bool _learned;
+
+    /// <summary>File mode: looks ahead (a second reader over the same file) for the events that carry the
+    /// values of <see cref="BinaryReaderOptions.SymbolSources"/>. Pipe mode cannot look ahead.</summary>
+    void LearnSymbols()
+    {
+        _learned = true;
+        if (_pipe) return;
+        var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
+        if (want.Count == 0) return;
+        try
+        {
+            using var ahead = new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false);
+            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
+                for (int i = want.Count - 1; i >= 0; i--)
+                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
+                    {
+                        string sym = want[i].Symbol;
+                        _symbols[sym] = v;
+                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
+                        want.RemoveAll(w => w.Symbol == sym);
+                        break;
+                    }
+        }
+        catch (TraceInputException)
+        {
+            // The input is bad further on: the main pass reports it where it is.
         }
     }
 
@@ -252,7 +314,7 @@ public sealed class PerfDataReader : ITraceReader
                 if (td.Unparsable.Count > 0) Stats.Add("binary.unparsable_format", StatSeverity.Error, td.Unparsable.Count);
                 _kallsyms ??= td.Kallsyms;
                 _longSize = td.LongSize is 4 or 8 ? td.LongSize : 8;
-                _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);
+                _ctx = new RecordContext(_big, _longSize, _symbols);
                 Header.Properties["perf.tracing_data.version"] = td.Version;
                 foreach (var kv in td.Cmdlines) _comms.TryAdd(kv.Key, kv.Value);
                 break;
@@ -308,6 +370,7 @@ public sealed class PerfDataReader : ITraceReader
 
     public TraceEvent? Read()
     {
+        if (!_learned) LearnSymbols();
         while (true)
         {
             if (_ready.Count > 0)
@@ -405,7 +468,23 @@ public sealed class PerfDataReader : ITraceReader
         uint type = Endian.U32(buf, _big);
         switch (type)
         {
-            case 9:  // SAMPLE
+            case 9: // SAMPLE: queued raw, decoded when its round is released
+            {
+                var span = buf.AsSpan(0, len);
+                var a = SampleAttr(span, source);
+                if (a == null)
+                {
+                    Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
+                    return;
+                }
+                if ((a.SampleType & S_TIME) == 0)
+                {
+                    if (DecodeSample(buf, 0, len, source, a) is { } q) Emit(q);
+                    return;
+                }
+                EnqueueRaw(9, buf, len, source, SampleTime(a, span, source));
+                return;
+            }
             case 3:  // COMM
             case 7:  // FORK
             case 4:  // EXIT
@@ -415,19 +494,10 @@ public sealed class PerfDataReader : ITraceReader
                 ulong? t = RecordTime(type, buf.AsSpan(0, len), source);
                 if (t == null)
                 {
-                    Deliver(type, buf, len, 0, source);
+                    DeliverOther(type, buf, 0, len, 0, source);
                     return;
                 }
-                var q = new Queued { Type = type, Time = t.Value, Source = source, Len = len, Buf = ArrayPool<byte>.Shared.Rent(len) };
-                Buffer.BlockCopy(buf, 0, q.Buf, 0, len);
-                _queue.Enqueue(q, (q.Time, _seq++));
-                if (q.Time > _maxTime) _maxTime = q.Time;
-                if (_queue.Count > MaxQueued)
-                {
-                    // Like perf's memory limit: flush the older half.
-                    var (_, (lo, _)) = PeekPriority();
-                    Flush(lo + (_maxTime - lo) / 2);
-                }
+                EnqueueRaw(type, buf, len, source, t.Value);
                 return;
             }
             case 68: // FINISHED_ROUND
@@ -503,10 +573,40 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    (Queued, (ulong, long)) PeekPriority()
+    void EnqueueRaw(uint type, byte[] buf, int len, long source, ulong time)
     {
-        _queue.TryPeek(out var q, out var p);
-        return (q!, p);
+        if (_arena.Length - _arenaLen < len)
+            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
+        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
+        _queue.Enqueue(new Pending { Off = _arenaLen, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
+        _arenaLen += len;
+        _liveBytes += len;
+        if (time > _maxTime) _maxTime = time;
+        if (_queue.Count > MaxQueued)
+        {
+            // Like perf's memory limit: flush the older half.
+            _queue.TryPeek(out _, out var lo);
+            Flush(lo.Item1 + (_maxTime - lo.Item1) / 2);
+        }
+    }
+
+    /// <summary>Moves the records still waiting to the front of a fresh arena.</summary>
+    void CompactArena()
+    {
+        var items = new List<(Pending P, (ulong, long) Pri)>(_queue.Count);
+        while (_queue.TryDequeue(out var p, out var pri)) items.Add((p, pri));
+        var fresh = new byte[Math.Max(1 << 16, _liveBytes * 2)];
+        int o = 0;
+        foreach (var (p, pri) in items)
+        {
+            Buffer.BlockCopy(_arena, p.Off, fresh, o, p.Len);
+            var moved = p;
+            moved.Off = o;
+            o += p.Len;
+            _queue.Enqueue(moved, pri);
+        }
+        _arena = fresh;
+        _arenaLen = o;
     }
 
     static string RecordName(uint t) => t switch
@@ -536,20 +636,9 @@ public sealed class PerfDataReader : ITraceReader
         Stats.Add("perf.compressed_records", StatSeverity.Info);
     }
 
-    /// <summary>The record's timestamp (sample or sample_id trailer), or null when it carries none.</summary>
+    /// <summary>A non-sample record's timestamp (its sample_id trailer), or null when it carries none.</summary>
     ulong? RecordTime(uint type, ReadOnlySpan<byte> rec, long source)
     {
-        if (type == 9)
-        {
-            var a = SampleAttr(rec, source);
-            if (a == null || (a.SampleType & S_TIME) == 0) return null;
-            int p = 8;
-            if ((a.SampleType & S_IDENTIFIER) != 0) p += 8;
-            if ((a.SampleType & S_IP) != 0) p += 8;
-            if ((a.SampleType & S_TID) != 0) p += 8;
-            if (p + 8 > rec.Length) TraceInputException.ThrowAtOffset(_name, source, "sample time inside the record", rec.Length + " bytes");
-            return Endian.U64(rec[p..], _big);
-        }
         var at = TrailerAttr(rec);
         if (at == null || !at.SampleIdAll || (at.SampleType & S_TIME) == 0) return null;
         int off = TrailerTimeOffset(at, rec.Length);
@@ -604,22 +693,38 @@ public sealed class PerfDataReader : ITraceReader
 
     void Flush(ulong limit)
     {
-        while (_queue.TryPeek(out var q, out var pri) && pri.Item1 <= limit)
+        while (_queue.TryPeek(out var p, out var pri) && pri.Item1 <= limit)
         {
             _queue.Dequeue();
-            if (q.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
-            else _lastFlushed = q.Time;
-            try { Deliver(q.Type, q.Buf, q.Len, q.Time, q.Source); }
-            finally { ArrayPool<byte>.Shared.Return(q.Buf); }
+            _liveBytes -= p.Len;
+            if (p.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
+            else _lastFlushed = p.Time;
+            if (p.Type == 9)
+            {
+                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
+                if (a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a) is { } q) Emit(q);
+            }
+            else DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source);
         }
+        if (_queue.Count == 0) _arenaLen = 0;
+        else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
     }
 
-    void Deliver(uint type, byte[] buf, int len, ulong time, long source)
+    void Emit(Queued q)
     {
-        var rec = buf.AsSpan(0, len);
+        if (_opt.RenderText) _rendered.Enqueue(LastRendered = q.Rendered);
+        _ready.Enqueue(new TraceEvent
+        {
+            Timestamp = (long)q.Time, Cpu = q.Cpu, Pid = q.Tid, Comm = Comm(q.Tid), Name = q.Name,
+            Fields = q.Fields, Probe = q.Probe, Flags = q.Flags, Source = q.Source,
+        });
+    }
+
+    void DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source)
+    {
+        var rec = buf.AsSpan(start, len);
         switch (type)
         {
-            case 9: Sample(buf, len, source); return;
             case 3:
             {
                 if (len < 17) TraceInputException.ThrowAtOffset(_name, source, "COMM record with pid, tid and name", len + " bytes");
@@ -666,15 +771,21 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    void Sample(byte[] buf, int len, long source)
+    /// <summary>The time of a sample whose attr has PERF_SAMPLE_TIME.</summary>
+    ulong SampleTime(Attr a, ReadOnlySpan<byte> rec, long source)
     {
-        var rec = buf.AsSpan(0, len);
-        var a = SampleAttr(rec, source);
-        if (a == null)
-        {
-            Stats.UnparsedLines++; // a sample of no known attr: counted (perf.sample_unknown_id), not decodable
-            return;
-        }
+        int p = 8;
+        if ((a.SampleType & S_IDENTIFIER) != 0) p += 8;
+        if ((a.SampleType & S_IP) != 0) p += 8;
+        if ((a.SampleType & S_TID) != 0) p += 8;
+        if (p + 8 > rec.Length) TraceInputException.ThrowAtOffset(_name, source, "sample time inside the record", rec.Length + " bytes");
+        return Endian.U64(rec[p..], _big);
+    }
+
+    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>) into all but its comm.</summary>
+    Queued? DecodeSample(byte[] buf, int start, int len, long source, Attr a)
+    {
+        var rec = buf.AsSpan(start, len);
         ulong st = a.SampleType;
         var r = new ByteReader(rec, source, _big, _name) { Pos = 8 };
         if ((st & S_IDENTIFIER) != 0) r.U64("sample identifier");
@@ -718,7 +829,7 @@ public sealed class PerfDataReader : ITraceReader
         if ((st & S_RAW) == 0 || a.Type != PERF_TYPE_TRACEPOINT)
         {
             Stats.Add("perf.non_tracepoint_samples", StatSeverity.Info);
-            return;
+            return null;
         }
         uint rawSize = r.U32("raw data size");
         int rawOff = r.Pos;
@@ -729,31 +840,23 @@ public sealed class PerfDataReader : ITraceReader
         {
             Stats.Add("perf.sample_without_format", StatSeverity.Error);
             Stats.UnparsedLines++;
-            if (_opt.RenderText) _rendered.Enqueue(null);
-            _ready.Enqueue(new TraceEvent
+            return new Queued
             {
-                Timestamp = (long)time, Cpu = cpu, Pid = tid, Comm = Comm(tid),
-                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture), Source = source,
-            });
-            return;
+                Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid,
+                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture),
+            };
         }
-        _ctx.Set(buf, rawOff, (int)rawSize);
+        _ctx.Set(buf, start + rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
-        LastRendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null;
-        _ready.Enqueue(new TraceEvent
+        return new Queued
         {
-            Timestamp = (long)time,
-            Cpu = cpu,
-            Pid = tid,
-            Comm = Comm(tid),
-            Name = dec.Name,
+            Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid, Name = dec.Name,
             Fields = dec.Fields(_ctx, Stats, _kallsyms),
             Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
             Flags = dec.IrqFlags(raw),
-            Source = source,
-        });
-        if (_opt.RenderText) _rendered.Enqueue(LastRendered);
+            Rendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null,
+        };
     }
 
     readonly Queue<string?> _rendered = new();
@@ -771,6 +874,6 @@ public sealed class PerfDataReader : ITraceReader
     public void Dispose()
     {
         _zstd?.Dispose();
-        _in.Dispose();
+        if (_ownsStream) _in.Dispose();
     }
 }

@@ -745,7 +745,7 @@ public abstract class PrintExpr
 public static class StringCache
 {
     static readonly Dictionary<int, string[]> _byHash = new();
-    static readonly Dictionary<ulong, string> _hex = new();
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, string> _hex = new();
 
     public static string Get(ReadOnlySpan<byte> utf8)
     {
@@ -777,12 +777,9 @@ public static class StringCache
 
     public static string Hex(ulong v)
     {
-        lock (_hex)
-        {
-            if (_hex.TryGetValue(v, out var s)) return s;
-            s = "0x" + v.ToString("x", CultureInfo.InvariantCulture);
-            if (_hex.Count < 4096) _hex[v] = s;
-            return s;
-        }
+        if (_hex.TryGetValue(v, out var s)) return s;
+        s = "0x" + v.ToString("x", CultureInfo.InvariantCulture);
+        if (_hex.Count < 4096) _hex.TryAdd(v, s);
+        return s;
     }
 }

@@ -11,6 +11,11 @@ public sealed class BinaryReaderOptions
     /// then <c>kmem:mm_page_alloc</c>'s <c>page=</c> is the pointer the kernel would print. Without it,
     /// such fields are left out (never guessed) and counted in the stats.</summary>
     public Dictionary<string, ulong> SymbolValues { get; } = new(StringComparer.Ordinal);
+    /// <summary>Events that carry the value of a kernel variable: a kprobe fetch argument
+    /// <c>vm=@vmemmap_base</c> gives (<c>rt:file_rmap_add</c>, <c>vm</c>, <c>vmemmap_base</c>). Before the
+    /// first event the reader looks ahead for the first such event and takes the value, so that print
+    /// arguments using the variable (kmem <c>page=</c>) come out as the kernel prints them.</summary>
+    public List<(string Event, string Field, string Symbol)> SymbolSources { get; } = new();
     /// <summary>Resolve kprobe locations through the capture's kallsyms (<c>func+0xoff/0xsize</c>).</summary>
     public bool SymbolicProbes { get; set; } = true;
     /// <summary>Also render each event's print format as libtraceevent prints it (for differential tests
@@ -79,22 +84,55 @@ public sealed class TraceDatReader : ITraceReader
 
     public TraceDatReader(Stream stream, string name, BinaryReaderOptions? options = null) : this(new BinarySource(stream, name), options) { }
 
-    public TraceDatReader(BinarySource src, BinaryReaderOptions? options = null)
+    public TraceDatReader(BinarySource src, BinaryReaderOptions? options = null) : this(src, options, ownsSource: true) { }
+
+    readonly bool _ownsSource;
+    readonly Dictionary<string, ulong> _symbols;
+
+    TraceDatReader(BinarySource src, BinaryReaderOptions? options, bool ownsSource)
     {
         _src = src;
         _opt = options ?? new BinaryReaderOptions();
+        _ownsSource = ownsSource;
+        _symbols = new Dictionary<string, ulong>(_opt.SymbolValues, StringComparer.Ordinal);
         try
         {
             ReadMetadata();
         }
         catch
         {
-            src.Dispose();
+            if (ownsSource) src.Dispose();
             throw;
         }
     }
 
     string Name => _src.Name;
+
+    /// <summary>Looks ahead (with a second reader over the same input) for the events that carry the
+    /// values of <see cref="BinaryReaderOptions.SymbolSources"/>.</summary>
+    void LearnSymbols()
+    {
+        var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
+        if (want.Count == 0 || !_decoders.Values.Any(d => want.Any(w => w.Event == d.Name))) return;
+        try
+        {
+            using var ahead = new TraceDatReader(_src, new BinaryReaderOptions { SymbolicProbes = false }, ownsSource: false);
+            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
+                for (int i = want.Count - 1; i >= 0; i--)
+                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
+                    {
+                        string sym = want[i].Symbol;
+                        _symbols[sym] = v;
+                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
+                        want.RemoveAll(w => w.Symbol == sym);
+                        break;
+                    }
+        }
+        catch (TraceInputException)
+        {
+            // The input is bad further on: the main pass reports it where it is.
+        }
+    }
 
     // ------------------------------------------------------------------ metadata
 
@@ -124,7 +162,7 @@ public sealed class TraceDatReader : ITraceReader
         Header.Properties["trace.dat.version"] = version;
         Header.Properties["page_size"] = page.ToString(CultureInfo.InvariantCulture);
         long pos = r2.Offset;
-        _ctx = new RecordContext(_big, _longSize, _opt.SymbolValues);
+        _ctx = new RecordContext(_big, _longSize, _symbols);
         if (ver == 6) ReadV6(pos);
         else ReadV7(pre, r2.Pos + r.Pos);
         BuildStreams();
@@ -597,6 +635,7 @@ public sealed class TraceDatReader : ITraceReader
         if (!_started)
         {
             _started = true;
+            LearnSymbols();
             var live = new List<CpuStream>();
             foreach (var s in _streams)
                 if (s.Next()) live.Add(s);
@@ -689,8 +728,9 @@ public sealed class TraceDatReader : ITraceReader
         return _comms.TryGetValue(pid, out var c) ? c : "<...>";
     }
 
-    public void Dispose() => _src.Dispose();
+    public void Dispose()
+    {
+        if (_ownsSource) _src.Dispose();
+    }
 
-    /// <summary>For benchmarks: the per-CPU record streams of a file, without decoding.</summary>
-    public static IReadOnlyList<CpuStream> DebugStreams(string path) => new TraceDatReader(path)._streams;
 }

@@ -173,11 +173,15 @@ public sealed class ModernAdapter : IEraAdapter
         s.Windows.TryGetValue(pte.Pid, out var w);
         if (pte.Set)
         {
-            var at = s.AttemptOfSrc(pte.Pfn);
+            ulong pfn = pte.Pfn;
+            var at = s.AttemptOfSrc(pfn);
+            // A kernel without 5-level paging configured has SWP_PFN_BITS = 34: its SWP_MIG young/dirty
+            // bits sit at 34/35, inside the 40 bits the decoder keeps. The src of the attempt disambiguates.
+            if (at == null && pfn >> 34 != 0 && s.AttemptOfSrc(pfn & ((1UL << 34) - 1)) is { } narrow) { at = narrow; pfn = narrow.SrcPfn; }
             if (at != null) at.SetEntries++;
             if (w != null)
             {
-                var key = (pte.Addr, pte.Pfn);
+                var key = (pte.Addr, pfn);
                 w.OpenEntries[key] = w.OpenEntries.TryGetValue(key, out var c) ? (c.Count + 1, c.First) : (1, pte);
             }
             return;

@@ -20,7 +20,7 @@ public sealed class StoreConnectionException(string message, Exception? inner = 
 public sealed class PostgresEventStore : EventStoreBase
 {
     public const int SchemaVersion = 1;
-    const int PageRows = 16;
+    const int PageRows = 64;
 
     readonly PostgresSpec _spec;
     readonly NpgsqlDataSource _ds;

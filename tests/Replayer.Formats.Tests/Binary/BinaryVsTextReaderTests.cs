@@ -41,6 +41,29 @@ public class BinaryVsTextReaderTests
         Compare(capture + " perf", text, new PerfDataReader(new MemoryStream(data), capture, new BinaryReaderOptions { SymbolicProbes = false }), roundUs: false);
     }
 
+    /// <summary>A zstd-compressed trace.dat (not seekable once decompressed) opens through TraceOpener
+    /// and gives the same events as the file itself.</summary>
+    [Fact]
+    public void Compressed_trace_dat_opens_through_TraceOpener()
+    {
+        var raw = File.ReadAllBytes(BinaryTestKit.TraceDat("6.1-ext4-fail"));
+        byte[] z;
+        using (var c = new ZstdSharp.Compressor(1)) z = c.Wrap(raw).ToArray();
+        using var a = TraceOpener.Open(new MemoryStream(z), new TraceOpenOptions { SourceName = "trace.dat.zst" });
+        using var b = new TraceDatReader(BinaryTestKit.TraceDat("6.1-ext4-fail"));
+        Assert.IsType<TraceDatReader>(a);
+        long n = 0;
+        while (true)
+        {
+            var x = a.Read();
+            var y = b.Read();
+            Assert.Equal(y, x);
+            if (x == null) break;
+            n++;
+        }
+        Assert.Equal(b.Stats.Events, n);
+    }
+
     static void Compare(string what, ITraceReader text, ITraceReader binary, bool roundUs)
     {
         using var _ = binary;
@@ -73,5 +96,43 @@ public class BinaryVsTextReaderTests
             n++;
         }
         Assert.True(n > 1000, $"{what}: only {n} events");
+    }
+}
+
+/// <summary>
+/// With the capture's kprobe definitions beside the file (<c>vm=@vmemmap_base</c>), the readers learn
+/// the value of vmemmap_base from the first such kprobe event and print kmem <c>page=</c> as the
+/// kernel does: <c>vmemmap_base + pfn * sizeof(struct page)</c>, not trace-cmd's or perf's wrong values.
+/// </summary>
+public class VmemmapPageTests
+{
+    [Theory]
+    [InlineData("6.1-ext4-basic", "tracecmd/trace.dat")]
+    [InlineData("6.12-ext4-basic", "tracecmd/trace.dat")]
+    [InlineData("6.1-ext4-fail", "perf/perf.data.zst")]
+    public void Kmem_page_is_the_kernels_pointer_when_the_capture_says_where_vmemmap_base_is(string capture, string file)
+    {
+        using var r = TraceOpener.Open(Repo.Trace([capture, .. file.Split('/')]));
+        long kmem = 0;
+        ulong? vm = null;
+        while (r.Read() is { } e)
+        {
+            if (e.Name.StartsWith("rt:", StringComparison.Ordinal) && e.U64("vm") is ulong v)
+            {
+                Assert.True(vm == null || vm == v, "vmemmap_base does not change");
+                vm = v;
+            }
+            if (e.Name is not ("kmem:mm_page_alloc" or "kmem:mm_page_free" or "kmem:mm_page_free_batched")) continue;
+            kmem++;
+            Assert.True(r.Header.Properties.ContainsKey("symbol.vmemmap_base"), "the value was learned before the first event");
+            ulong pfn = e.U64("pfn")!.Value;
+            Assert.Equal("page", e.Fields[0].Name);
+            Assert.Equal(FieldStyle.Pointer, e.Fields[0].Style);
+            if (pfn == ulong.MaxValue) continue;
+            Assert.Equal(ulong.Parse(r.Header.Properties["symbol.vmemmap_base"].Split(' ')[0][2..], System.Globalization.NumberStyles.HexNumber) + pfn * 64, e.U64("page"));
+        }
+        Assert.True(kmem > 1000);
+        Assert.NotNull(vm);
+        Assert.StartsWith("0x" + vm!.Value.ToString("x"), r.Header.Properties["symbol.vmemmap_base"]);
     }
 }

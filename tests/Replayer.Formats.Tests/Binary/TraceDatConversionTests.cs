@@ -61,6 +61,42 @@ public class TraceDatConversionTests
         finally { Directory.Delete(dir, true); }
     }
 
+    /// <summary>
+    /// The irq-info column computed from common_flags/common_preempt_count looks like the kernel's own:
+    /// for every event type, the most frequent column is the one the raw ftrace text of the same capture
+    /// folder (another run of the same workload and kernel) shows most often.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(TraceDatReportDifferentialTests.Captures), MemberType = typeof(TraceDatReportDifferentialTests))]
+    public void Irq_info_column_matches_the_kernels_rendering(string capture)
+    {
+        var kernel = new Dictionary<string, Dictionary<string, int>>();
+        var line = new Regex(@"^\s*\S.*?-\d+\s+\[\d+\]\s+(\S{4,5})\s+[\d.]+:\s+(\w+):");
+        foreach (var l in BinaryTestKit.ZstdLines(Repo.Trace(capture, "ftrace", "trace.txt.zst")))
+        {
+            var m = line.Match(l);
+            if (!m.Success) continue;
+            var d = kernel.TryGetValue(m.Groups[2].Value, out var x) ? x : kernel[m.Groups[2].Value] = new();
+            d[m.Groups[1].Value] = d.GetValueOrDefault(m.Groups[1].Value) + 1;
+        }
+        var mine = new Dictionary<string, Dictionary<string, int>>();
+        using (var r = new TraceDatReader(BinaryTestKit.TraceDat(capture)))
+            while (r.Read() is { } e)
+            {
+                string name = e.Name == "ftrace:print" ? "tracing_mark_write" : e.ShortName.ToString();
+                var d = mine.TryGetValue(name, out var x) ? x : mine[name] = new();
+                d[e.Flags!] = d.GetValueOrDefault(e.Flags!) + 1;
+            }
+        int compared = 0;
+        foreach (var (name, counts) in mine)
+        {
+            if (!kernel.TryGetValue(name, out var k) || k.Values.Sum() < 20 || counts.Values.Sum() < 20) continue;
+            Assert.Equal(k.MaxBy(kv => kv.Value).Key, counts.MaxBy(kv => kv.Value).Key);
+            compared++;
+        }
+        Assert.True(compared >= 5, $"only {compared} event types to compare");
+    }
+
     /// <summary>The heap merge (used above a few CPUs) orders events exactly as the linear merge does.</summary>
     [Fact]
     public void Heap_and_linear_merges_agree()
