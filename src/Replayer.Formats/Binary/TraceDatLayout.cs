@@ -57,19 +57,27 @@ public static class TraceDatLayout
     /// <summary>Event formats grouped by system (v6: preceded by an empty ftrace-formats count when <paramref name="withFtraceCount"/>).</summary>
     public static byte[] FormatsBlock(bool big, IReadOnlyList<(string System, string Text)> formats, bool withFtraceCount = true) => Bytes(b =>
     {
-        if (withFtraceCount) Put(b, 0, 4, big);
+        void One(string text)
+        {
+            var f = Encoding.UTF8.GetBytes(text.Replace("\r", "", StringComparison.Ordinal).TrimEnd('\n') + "\n");
+            Put(b, (ulong)f.Length, 8, big);
+            b.AddRange(f);
+        }
+        if (withFtraceCount)
+        {
+            // The ftrace system's own events (print, function, ...) have their own list, without a system name.
+            var ftrace = formats.Where(f => f.System == "ftrace").ToArray();
+            Put(b, (ulong)ftrace.Length, 4, big);
+            foreach (var f in ftrace) One(f.Text);
+            formats = formats.Where(f => f.System != "ftrace").ToArray();
+        }
         var systems = formats.GroupBy(f => f.System, StringComparer.Ordinal).ToArray();
         Put(b, (ulong)systems.Length, 4, big);
         foreach (var g in systems)
         {
             PutString(b, g.Key);
             Put(b, (ulong)g.Count(), 4, big);
-            foreach (var (_, text) in g)
-            {
-                var f = Encoding.UTF8.GetBytes(text.Replace("\r", "", StringComparison.Ordinal).TrimEnd('\n') + "\n");
-                Put(b, (ulong)f.Length, 8, big);
-                b.AddRange(f);
-            }
+            foreach (var (_, text) in g) One(text);
         }
     });
 

@@ -62,7 +62,7 @@ public sealed class TraceDatWriter : IDisposable
         _opt = options ?? new TraceDatWriterOptions();
         foreach (var f in _opt.Formats)
         {
-            if (f.Name == "ftrace_print_format" || !_ids.Add(f.Id)) continue;
+            if (!_ids.Add(f.Id)) continue;
             if (!_byShort.TryGetValue(f.Name, out var l)) _byShort[f.Name] = l = new();
             l.Add(f);
         }
@@ -148,6 +148,9 @@ public sealed class TraceDatWriter : IDisposable
                     fmt.Append("%s"); args.Add($"__get_str({n})");
                     break;
                 case FieldType.S64:
+                case FieldType.U64 when fld.Style == FieldStyle.Decimal:
+                    // text does not say whether "1" was signed: decimals are s64 so that a later "-1" fits
+                    // (an unsigned value above 2^63 then prints negative: counted lossy)
                     Field("s64 " + n, 8, true);
                     fmt.Append("%lld"); args.Add("REC->" + n);
                     break;
@@ -202,7 +205,7 @@ public sealed class TraceDatWriter : IDisposable
         if (_done) return;
         _done = true;
         bool big = _opt.BigEndian;
-        var formats = _byName.Values.Select(en => en.Format).Concat(_opt.Formats.Where(f => f.Name != "ftrace_print_format"))
+        var formats = _byName.Values.Select(en => en.Format).Concat(_opt.Formats)
             .DistinctBy(f => f.Id).Select(f => (f.System, FormatText(f))).ToList();
         var cmdlines = new StringBuilder();
         foreach (var (pid, comm) in _comms.OrderBy(k => k.Key)) cmdlines.Append(pid).Append(' ').Append(comm).Append('\n');
@@ -482,6 +485,11 @@ public sealed class TraceDatWriter : IDisposable
                 int stored = f.RelLoc ? at - (f.Offset + f.Size) : at;
                 SetInt(f, (ulong)(uint)(len << 16 | stored));
             }
+            else if (f.IsArray && f.Size == 0 && f.Offset == _fixed && _dyn == null)
+            {
+                _dyn = new List<byte>(bytes.Length + 1); // char buf[]: the rest of the record
+                _dyn.AddRange(bytes); _dyn.Add(0);
+            }
             else if (f.IsArray && f.Offset + f.Size <= _rec.Length)
                 bytes.AsSpan(0, Math.Min(bytes.Length, f.Size)).CopyTo(_rec.AsSpan(f.Offset));
         }
@@ -508,7 +516,12 @@ public sealed class TraceDatWriter : IDisposable
                     if (f.IsString) { SetString(f, t.Str ?? t.Bits.ToString(CultureInfo.InvariantCulture)); return; }
                     if (!f.IsScalar) return;
                     ulong v = t.Bits;
-                    if (t.IsStr && !ParseInt(t.Str!, c, out v)) return;
+                    if (t.IsStr && !ParseInt(t.Str!, c, out v))
+                    {
+                        // %ps / %pS: a symbol (func or func+0xoff/0xsize) back to its address
+                        if (c?.Conv != 'p' || c.Ext.Length == 0 || _symbols?.Resolve(t.Str!) is not { } a) return;
+                        v = a;
+                    }
                     SetInt(f, v);
                     return;
                 }
@@ -640,8 +653,10 @@ public static class TraceDatWriterSetup
             foreach (var f in Directory.EnumerateFiles(dir, "*format", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
             {
                 var rel = Path.GetRelativePath(dir, f).Split(Path.DirectorySeparatorChar);
-                if (rel.Length < 3) continue; // ftrace_print_format and similar: not an event
-                try { o.Formats.Add(EventFormat.Parse(File.ReadAllText(f), rel[^3], f, 0)); }
+                // <system>/<event>/format, or <system>_<event>_format at the top (ftrace_print_format)
+                string? system = rel.Length >= 3 ? rel[^3] : rel.Length == 1 && rel[0].IndexOf('_') > 0 ? rel[0][..rel[0].IndexOf('_')] : null;
+                if (system == null) continue;
+                try { o.Formats.Add(EventFormat.Parse(File.ReadAllText(f), system, f, 0)); }
                 catch (TraceInputException) { } // CaptureContext reports unreadable format files
             }
         if (reader is TraceDatReader td)
