@@ -659,11 +659,12 @@ public static class TraceDatWriterSetup
                 try { o.Formats.Add(EventFormat.Parse(File.ReadAllText(f), system, f, 0)); }
                 catch (TraceInputException) { } // CaptureContext reports unreadable format files
             }
+        if (reader is TraceDatReader { Kallsyms: { } ks }) o.Kallsyms = ks.Text + o.Kallsyms;
         if (reader is TraceDatReader td)
             foreach (var d in td.Decoders.Values)
                 if (!o.Formats.Any(f => f.FullName == d.Format.FullName)) o.Formats.Add(d.Format);
         // kallsyms_bases.txt holds the addresses of kernel variables (not their values): kallsyms lines.
-        if (capture.KallsymsBases.Count > 0)
+        if (capture.KallsymsBases.Count > 0 && reader is not TraceDatReader { Kallsyms: not null })
             o.Kallsyms = string.Concat(capture.KallsymsBases.Select(kv => kv.Value.ToString("x16", CultureInfo.InvariantCulture) + " D " + kv.Key + "\n"));
         o.CpuCount = reader.Header.CpuCount ?? 0;
         var rel0 = reader.Header.KernelRelease ?? capture.KernelRelease;

@@ -117,6 +117,41 @@ public class TraceDatWriterTests
     }
 
     [Fact]
+    public void Real_trace_dat_rewritten_gives_the_same_trace_cmd_report_as_the_original()
+    {
+        // Binary input: the formats and kallsyms come from the file itself, so probe addresses are the
+        // original ones and trace-cmd report of the rewritten file equals the report of the original, line for line.
+        var tc = BinaryTestKit.RequireTool("trace-cmd", "trace-cmd");
+        const string capture = "6.1-ext4-fail";
+        var src = BinaryTestKit.TraceDat(capture);
+        var ctx = CaptureContext.Discover(src);
+        var dir = Repo.TempDir("tdat-rewrite");
+        try
+        {
+            var file = Path.Combine(dir, "rewritten.dat");
+            long events;
+            using (var r = new TraceDatReader(src))
+            {
+                var first = r.Read();
+                using var fs = File.Create(file);
+                using var w = new TraceDatWriter(fs, TraceDatWriterSetup.From(ctx, r));
+                for (var e = first; e != null; e = r.Read()) w.Write(e);
+                w.Finish();
+                Assert.True(w.LossyEvents == 0, "lossy: " + string.Join(", ", w.Lossy.Select(kv => $"{kv.Key} {kv.Value} ({w.LossyExamples.GetValueOrDefault(kv.Key)})")));
+                Assert.Empty(w.SynthesizedFormats);
+                events = w.Events;
+            }
+            var original = BinaryTestKit.ZstdLines(Repo.Trace(capture, "tracecmd", "report_host.txt.zst")).ToList();
+            var report = BinaryTestKit.Run(tc, $"report -i {file}").Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+            Assert.Equal(events + 1, report.Count); // + "cpus=N"
+            Assert.Equal(original.Count, report.Count);
+            for (int i = 0; i < original.Count; i++)
+                Assert.True(original[i] == report[i], $"line {i}\n original:  {original[i]}\n rewritten: {report[i]}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Events_without_formats_get_synthesized_ones_that_read_back_exactly_and_open_in_trace_cmd()
     {
         // The 6.1 capture read without its formats/ folder: the text reader's generic fields, written with
