@@ -208,8 +208,10 @@ public class TraceDatWriterTests
         Assert.Equal("a", back[2].Comm);
     }
 
-    [Fact]
-    public void Kretprobe_and_kprobe_locations_come_back_through_synthesized_kallsyms()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Kretprobe_and_kprobe_locations_come_back_through_synthesized_kallsyms(bool bigEndian)
     {
         var events = new List<TraceEvent>
         {
@@ -217,8 +219,9 @@ public class TraceDatWriterTests
             new() { Timestamp = 2_000, Cpu = 0, Pid = 1, Comm = "c", Flags = "D.h1.", Name = "rt:entry", Probe = "page_add_file_rmap+0x0/0x2f0", Fields = [EventField.U64("page", 0xffd4000000001000, FieldStyle.Hex)] },
             new() { Timestamp = 3_000_000_000, Cpu = 1, Pid = 2, Comm = "d", Flags = "..s..", Name = "rt:entry", Probe = "page_add_file_rmap+0x10/0x2f0", Fields = [EventField.U64("page", 1, FieldStyle.Hex)] },
         };
-        var (bytes, w) = Write(events, new TraceDatWriterOptions());
+        var (bytes, w) = Write(events, new TraceDatWriterOptions { BigEndian = bigEndian });
         Assert.Equal(0, w.LossyEvents);
+        Assert.Equal(bigEndian ? 1 : 0, bytes[10 + 2]); // after magic and "6\0": the endianness byte
         Assert.Equal(events, ReadDat(bytes, w.SymbolValues));
     }
 }
