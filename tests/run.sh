@@ -35,5 +35,9 @@ passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+# Opt-in end-to-end run on a real kernel under qemu (several minutes): REPLAYER_VM_TEST=1 bash tests/run.sh
+if [ "${REPLAYER_VM_TEST:-}" = 1 ]; then
+  if bash tools/vm-capture/selftest.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -51,6 +51,7 @@ public static class BatchCodec
 
     [ThreadStatic] static ArrayBufferWriter<byte>? t_raw;
     [ThreadStatic] static ZstdSharp.Compressor? t_compressor;
+    [ThreadStatic] static byte[]? t_compressed;
     [ThreadStatic] static ZstdSharp.Decompressor? t_decompressor;
 
     public readonly record struct Encoded(BodyKind Kind, BodyCodec Codec, int RawLength, byte[] Body, int Count);
@@ -84,7 +85,12 @@ public static class BatchCodec
         if (codec == BodyCodec.Zstd)
         {
             var c = t_compressor ??= new ZstdSharp.Compressor(ZstdLevel);
-            body = c.Wrap(raw.WrittenSpan).ToArray();
+            // A reused output buffer: a fresh compress-bound array per batch would land on the large object
+            // heap and trigger full collections.
+            int bound = ZstdSharp.Compressor.GetCompressBound(raw.WrittenCount);
+            if (t_compressed == null || t_compressed.Length < bound) t_compressed = new byte[Math.Max(bound, 1 << 20)];
+            int n = c.Wrap(raw.WrittenSpan, t_compressed);
+            body = t_compressed.AsSpan(0, n).ToArray();
         }
         else body = raw.WrittenSpan.ToArray();
         return new Encoded(kind, codec, raw.WrittenCount, body, batch.Count);
