@@ -31,6 +31,11 @@ public sealed class ModernAdapter : IEraAdapter
             }
             case PageFreeEvent f when f.IsActualFree:
             {
+                // every attempt of an open window that used this pfn as its dst has had it freed, whichever
+                // attempt used it last (its page's attempt is only the latest, and may have ended already)
+                foreach (var win in s.Windows.Values)
+                    if (win.UnfreedDsts.Remove(f.Page.Pfn, out var users))
+                        foreach (var u in users) u.DstFreed = true;
                 if (s.Pages.TryGetValue(f.Page.Pfn, out var p))
                 {
                     if (p.Attempt is { } named && named.DstPfn == p.Pfn) named.DstFreed = true;
@@ -209,6 +214,11 @@ public sealed class ModernAdapter : IEraAdapter
         at.MoveEvent = e;
         if (dst.HasPfn)
         {
+            if (at.DstPfn != dst.Pfn && at.Window is { } w)
+            {
+                if (!w.UnfreedDsts.TryGetValue(dst.Pfn, out var users)) w.UnfreedDsts[dst.Pfn] = users = [];
+                users.Add(at);
+            }
             at.DstPfn = dst.Pfn;
             var dp = s.Page(dst.Pfn);
             if (dp.Alloc == AllocState.Unknown) dp.Alloc = AllocState.Allocated;
