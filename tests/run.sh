@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Replayer test suite, the way CI does: installs and starts what the tests need
 # (PostgreSQL for the store conformance suite, Debian's trace-cmd and linux-perf for the differential
-# tests of the binary readers), runs every test project, and ends with one "N passed, N failed" line.
+# tests of the binary readers, Debian's chromium to render the HTML report), runs every test project, and ends with one "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ need=()
 command -v trace-cmd >/dev/null 2>&1 || need+=(trace-cmd)
 command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]} from Debian's packages" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -75,7 +75,7 @@ public static class TraceOpener
                 plain.Dispose();
                 throw new TraceInputException(source, 1, -1,
                     "a trace (raw ftrace text, trace-cmd report, perf script, Replayer JSONL, trace.dat or perf.data)",
-                    prefix.Length == 0 ? "an empty input" : TraceInputException.Excerpt(FirstLine(prefix)));
+                    prefix.Length == 0 ? "an empty input" : FirstLine(prefix));
         }
     }
 

@@ -22,9 +22,10 @@ public static class CheckCommand
         var json = new Option<bool>("--json") { Description = "Print the audit result as JSON" };
         var era = new Option<string?>("--era") { Description = "Force the kernel era: 2.6.34, 2.6.35, 6.1, 6.12, 6.13 (default: detected)" };
         var store = IngestCommand.StoreOption();
+        var lenient = new Option<bool>("--lenient") { Description = "Count lines that are not understood (reported as reader counters) instead of stopping at the first one" };
         var noSave = new Option<bool>("--no-save") { Description = "With a store: do not append the audit result to the stream audit-<capture id>" };
-        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings. With --store (or $REPLAYER_STORE) the trace is ingested first and the result is appended to audit-<capture id>") { file, json, era, store, noSave };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), !pr.GetValue(noSave))));
+        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings. With --store (or $REPLAYER_STORE) the trace is ingested first and the result is appended to audit-<capture id>") { file, json, era, store, noSave, lenient };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), !pr.GetValue(noSave), !pr.GetValue(lenient))));
         return cmd;
     }
 
@@ -80,10 +81,10 @@ public static class CheckCommand
     }
 
     /// <summary>Runs the audit of a trace file.</summary>
-    public static AuditResult Audit(string path, Era? era, Action<DomainEvent, ReplayState>? applied = null)
+    public static AuditResult Audit(string path, Era? era, Action<DomainEvent, ReplayState>? applied = null, bool strict = false)
     {
         if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
-        using var r = TraceOpener.Open(path);
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
         IEnumerable<TraceEvent> Events() { while (r.Read() is { } e) yield return e; }
         try
         {
@@ -121,7 +122,7 @@ public static class CheckCommand
         return null;
     }
 
-    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = true)
+    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = true, bool strict = true)
     {
         var forced = ParseEra(era);
         AuditResult result;
@@ -140,14 +141,14 @@ public static class CheckCommand
             if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
             using var store = StoreFactory.Open(storeSpec);
             // Event-sourced: the capture is stored once and every audit replays the stored events.
-            var id = IngestCommand.IngestOne(store, path, strict: true, Console.Error);
+            var id = IngestCommand.IngestOne(store, path, strict, Console.Error);
             result = AuditStored(store, IngestCommand.StreamPrefix + id, forced);
             truth = GroundTruth(path);
             if (save) saved = Save(store, id, result);
         }
         else
         {
-            result = Audit(path, forced);
+            result = Audit(path, forced, strict: strict);
             truth = GroundTruth(path);
         }
         result = MatchGroundTruth(result, truth);

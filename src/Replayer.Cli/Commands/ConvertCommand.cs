@@ -11,7 +11,7 @@ namespace Replayer.Cli.Commands;
 /// <summary><c>replayer convert FILE|capture-&lt;id&gt; --to jsonl|ftrace|perf-script|chrome -o OUT</c>.</summary>
 public static class ConvertCommand
 {
-    public static readonly string[] Formats = ["jsonl", "ftrace", "perf-script", "chrome"];
+    public static readonly string[] Formats = ["jsonl", "ftrace", "perf-script", "chrome", "trace.dat"];
 
     public static Command Create()
     {
@@ -88,6 +88,17 @@ public static class ConvertCommand
                     for (var e = first; e != null; e = reader.Read()) w.Write(e);
                     events = w.Events;
                     lossy = w.LossyEvents;
+                    break;
+                }
+                case "trace.dat":
+                {
+                    var first = reader.Read(); // text headers (cpus=) come before the first event
+                    using var w = new Replayer.Formats.Binary.TraceDatWriter(os, Replayer.Formats.Binary.TraceDatWriterSetup.From(capture, reader), leaveOpen: true);
+                    for (var e = first; e != null; e = reader.Read()) w.Write(e);
+                    w.Finish();
+                    events = w.Events;
+                    lossy = w.LossyEvents;
+                    if (lossy > 0) extra = "; lossy by reason: " + string.Join(", ", w.Lossy.Select(kv => kv.Key + " " + kv.Value + (w.LossyExamples.TryGetValue(kv.Key, out var ex) ? " (e.g. " + ex + ")" : "")));
                     break;
                 }
                 default:

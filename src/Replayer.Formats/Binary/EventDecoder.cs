@@ -361,6 +361,12 @@ public sealed class EventDecoder
 
     public bool IsProbe => _probeIp != null || _probeFunc != null;
 
+    /// <summary>For the trace.dat writer: the printed fields (name, conversions, argument expressions,
+    /// literals between joined conversions) and the probe-location expressions.</summary>
+    internal IEnumerable<(string Name, Conversion[] Convs, PrintExpr[] Args, string[] Between)> PrintedFields =>
+        _printed.Select(p => (p.Name, p.Convs, p.Args, p.Between));
+    internal (PrintExpr? Ip, PrintExpr? Func, PrintExpr? Ret) ProbeExprs => (_probeIp, _probeFunc, _probeRet);
+
     static long ToSigned(ulong v, Conversion c) => c.LongCount > 0 ? (long)v
         : c.Half == 'h' ? (short)v : c.Half == 'H' ? (sbyte)v : (int)v;
 

@@ -15,6 +15,9 @@ public sealed class Kallsyms
 
     public int Count => _addr.Length;
 
+    /// <summary>The kallsyms text this was parsed from (the trace.dat writer embeds it again).</summary>
+    public string Text => System.Text.Encoding.UTF8.GetString(_text);
+
     Kallsyms(ulong[] addr, int[] nameOff, byte[] text)
     {
         _addr = addr;

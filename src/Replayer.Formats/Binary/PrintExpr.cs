@@ -73,6 +73,7 @@ public abstract class PrintExpr
 
     internal sealed class Symbol(string name) : PrintExpr
     {
+        public string Name => name;
         public override PrintValue Eval(IRecordContext ctx) =>
             ctx.TryGetSymbolValue(name, out var v) ? new PrintValue(v, false) : PrintValue.Unknown;
     }
@@ -152,6 +153,7 @@ public abstract class PrintExpr
 
     internal sealed class Cast(PrintExpr inner, int size, bool signed, int ptrElem, bool isBool) : PrintExpr
     {
+        public PrintExpr Inner => inner; public int PtrElem => ptrElem; // for the trace.dat writer's inversion
         public override RecordField? PlainField => inner.PlainField;
 
         public override PrintValue Eval(IRecordContext ctx)
@@ -173,6 +175,7 @@ public abstract class PrintExpr
 
     internal sealed class Unary(char op, PrintExpr e) : PrintExpr
     {
+        public char Op => op; public PrintExpr Operand => e;
         public override PrintValue Eval(IRecordContext ctx)
         {
             var v = e.Eval(ctx);
@@ -189,6 +192,7 @@ public abstract class PrintExpr
 
     internal sealed class Binary(string op, PrintExpr l, PrintExpr r) : PrintExpr
     {
+        public string Op => op; public PrintExpr Left => l; public PrintExpr Right => r;
         public override PrintValue Eval(IRecordContext ctx)
         {
             if (op == "&&")
@@ -250,6 +254,7 @@ public abstract class PrintExpr
 
     internal sealed class Ternary(PrintExpr c, PrintExpr a, PrintExpr b) : PrintExpr
     {
+        public PrintExpr Cond => c; public PrintExpr IfTrue => a; public PrintExpr IfFalse => b;
         public override PrintValue Eval(IRecordContext ctx)
         {
             var cv = c.Eval(ctx);
@@ -260,6 +265,7 @@ public abstract class PrintExpr
 
     internal sealed class Symbolic(PrintExpr value, (ulong Value, string Name)[] table) : PrintExpr
     {
+        public PrintExpr Value => value; public (ulong Value, string Name)[] Table => table;
         public override PrintValue Eval(IRecordContext ctx)
         {
             var v = value.Eval(ctx);
@@ -272,6 +278,7 @@ public abstract class PrintExpr
 
     internal sealed class Flags(PrintExpr value, string delim, (ulong Value, string Name)[] table) : PrintExpr
     {
+        public PrintExpr Value => value; public string Delim => delim; public (ulong Value, string Name)[] Table => table;
         readonly Dictionary<ulong, string> _cache = new();
         // Last value seen, as one reference: safe to race (worst case a cache miss).
         sealed record LastFlags(ulong Value, string Text);

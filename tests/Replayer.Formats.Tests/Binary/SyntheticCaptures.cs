@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using Replayer.Formats.Binary;
 
 namespace Replayer.Formats.Tests.Binary;
 
@@ -87,13 +88,8 @@ public static class SyntheticCaptures
 
     static readonly string[] Systems = ["kmem", "sched", "rt", "migrate"];
 
-    public const string HeaderPage =
-        "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n" +
-        "\tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\tfield: char data;\toffset:16;\tsize:4080;\tsigned:1;\n";
-
-    public const string HeaderEvent =
-        "# compressed entry header\n\ttype_len    :    5 bits\n\ttime_delta  :   27 bits\n\tarray       :   32 bits\n\n" +
-        "\tpadding     : type == 29\n\ttime_extend : type == 30\n\ttime_stamp : type == 31\n\tdata max type_len  == 28\n";
+    public const string HeaderPage = TraceDatLayout.HeaderPage;
+    public const string HeaderEvent = TraceDatLayout.HeaderEvent;
 
     public const string Kallsyms = "ffffffff81000000 T _stext\nffffffff81001000 T page_add_file_rmap\nffffffff810012f0 T next_function\nffffffff81002000 T _etext\n";
     public const string Cmdlines = "100 migwl\n200 sh\n";
@@ -117,14 +113,9 @@ public static class SyntheticCaptures
 
     // ------------------------------------------------------------------ records and pages
 
-    static void Put(List<byte> b, ulong v, int size, bool big)
-    {
-        Span<byte> t = stackalloc byte[8];
-        if (big) BinaryPrimitives.WriteUInt64BigEndian(t, v); else BinaryPrimitives.WriteUInt64LittleEndian(t, v);
-        b.AddRange(big ? t[(8 - size)..].ToArray() : t[..size].ToArray());
-    }
+    static void Put(List<byte> b, ulong v, int size, bool big) => TraceDatLayout.Put(b, v, size, big);
+    static byte[] Bytes(Action<List<byte>> fill) => TraceDatLayout.Bytes(fill);
 
-    static byte[] Bytes(Action<List<byte>> fill) { var l = new List<byte>(); fill(l); return l.ToArray(); }
 
     /// <summary>The raw tracepoint record of an event (common fields + payload).</summary>
     public static byte[] Record(SynthEvent e, bool big) => Bytes(b =>
@@ -170,69 +161,9 @@ public static class SyntheticCaptures
         PageAlloc => "kmem:mm_page_alloc", Exec => "sched:sched_process_exec", Probe => "rt:probe", MigrateStart => "migrate:mm_migrate_pages_start", _ => "?",
     };
 
-    /// <summary>Ring-buffer pages of one CPU (4096 bytes each); an event with Lost >= 0 starts a new page flagged as missing events.</summary>
-    static byte[] CpuPages(IEnumerable<SynthEvent> events, bool big)
-    {
-        var pages = new List<byte[]>();
-        List<byte>? data = null;
-        ulong pageTs = 0, last = 0;
-        long lost = -1;
-        void Close()
-        {
-            if (data == null) return;
-            var page = new byte[4096];
-            var hdr = new List<byte>();
-            Put(hdr, pageTs, 8, big);
-            ulong commit = (ulong)data.Count;
-            if (lost >= 0) commit |= 1UL << 31 | 1UL << 30;
-            Put(hdr, commit, 8, big);
-            hdr.CopyTo(page);
-            data.CopyTo(page, 16);
-            if (lost >= 0)
-            {
-                var l = new List<byte>(); Put(l, (ulong)lost, 8, big);
-                l.CopyTo(page, 16 + data.Count);
-            }
-            pages.Add(page);
-            data = null;
-        }
-        foreach (var e in events)
-        {
-            var rec = Record(e, big);
-            if (data == null || e.Lost >= 0 || data.Count + rec.Length + 16 > 4080 - 8)
-            {
-                Close();
-                data = new List<byte>();
-                pageTs = (ulong)e.Time;
-                last = pageTs;
-                lost = e.Lost;
-            }
-            ulong delta = (ulong)e.Time - last;
-            last = (ulong)e.Time;
-            if (delta >= 1UL << 27)
-            {
-                Header(data, 30, delta & ((1UL << 27) - 1), big);
-                Put(data, delta >> 27, 4, big);
-                delta = 0;
-            }
-            if (rec.Length <= 112)
-                Header(data, (uint)(rec.Length / 4), delta, big);
-            else
-            {
-                Header(data, 0, delta, big);
-                Put(data, (ulong)rec.Length + 4, 4, big);
-            }
-            data.AddRange(rec);
-        }
-        Close();
-        return pages.SelectMany(p => p).ToArray();
-    }
-
-    static void Header(List<byte> b, uint typeLen, ulong delta, bool big)
-    {
-        uint w = big ? typeLen << 27 | (uint)delta : typeLen | (uint)delta << 5;
-        Put(b, w, 4, big);
-    }
+    /// <summary>Ring-buffer pages of one CPU (src <see cref="TraceDatLayout.CpuPages(IEnumerable{RingRecord}, bool)"/>); an event with Lost >= 0 starts a new page flagged as missing events.</summary>
+    static byte[] CpuPages(IEnumerable<SynthEvent> events, bool big) =>
+        TraceDatLayout.CpuPages(events.Select(e => new RingRecord(e.Time, Record(e, big), e.Lost)), big);
 
     // ------------------------------------------------------------------ trace.dat
 
@@ -244,43 +175,14 @@ public static class SyntheticCaptures
         return ms.ToArray();
     }
 
-    static byte[] FormatsBlock(bool big, bool tracingData) => Bytes(b =>
-    {
-        Put(b, 0, 4, big); // no ftrace formats
-        Put(b, (ulong)Formats.Length, 4, big);
-        for (int i = 0; i < Formats.Length; i++)
-        {
-            b.AddRange(Encoding.ASCII.GetBytes(Systems[i])); b.Add(0);
-            Put(b, 1, 4, big);
-            var f = Encoding.ASCII.GetBytes(Formats[i].Replace("\r", "") + "\n");
-            Put(b, (ulong)f.Length, 8, big);
-            b.AddRange(f);
-        }
-    });
+    static (string System, string Text)[] FormatList => Systems.Zip(Formats, (sy, f) => (sy, f)).ToArray();
 
-    static byte[] Preamble(string version, bool big) => Bytes(b =>
-    {
-        b.AddRange(new byte[] { 0x17, 0x08, 0x44 }); b.AddRange(Encoding.ASCII.GetBytes("tracing"));
-        b.AddRange(Encoding.ASCII.GetBytes(version)); b.Add(0);
-        b.Add(big ? (byte)1 : (byte)0); b.Add(8);
-        Put(b, 4096, 4, big);
-    });
-
-    static byte[] HeaderInfo(bool big) => Bytes(b =>
-    {
-        b.AddRange(Encoding.ASCII.GetBytes("header_page\0")); Put(b, (ulong)HeaderPage.Length, 8, big); b.AddRange(Encoding.ASCII.GetBytes(HeaderPage));
-        b.AddRange(Encoding.ASCII.GetBytes("header_event\0")); Put(b, (ulong)HeaderEvent.Length, 8, big); b.AddRange(Encoding.ASCII.GetBytes(HeaderEvent));
-    });
+    static byte[] FormatsBlock(bool big, bool tracingData) => TraceDatLayout.FormatsBlock(big, FormatList);
+    static byte[] Preamble(string version, bool big) => TraceDatLayout.Preamble(version, big);
+    static byte[] HeaderInfo(bool big) => TraceDatLayout.HeaderInfo(big);
 
     /// <summary>The v6-layout metadata after the preamble up to and including saved cmdlines (also perf's tracing data).</summary>
-    static byte[] V6Metadata(bool big) => Bytes(b =>
-    {
-        b.AddRange(HeaderInfo(big));
-        b.AddRange(FormatsBlock(big, false));
-        Put(b, (ulong)Kallsyms.Length, 4, big); b.AddRange(Encoding.ASCII.GetBytes(Kallsyms));
-        Put(b, 0, 4, big);
-        Put(b, (ulong)Cmdlines.Length, 8, big); b.AddRange(Encoding.ASCII.GetBytes(Cmdlines));
-    });
+    static byte[] V6Metadata(bool big) => TraceDatLayout.V6Metadata(big, FormatList, Kallsyms, Cmdlines);
 
     /// <summary>trace.dat; v7 may add a second ring-buffer instance and a TSC2NSEC option (mult, shift, offset).</summary>
     public static byte[] TraceDat(int version, string compression, bool big, IReadOnlyList<SynthEvent>? events = null,
@@ -293,21 +195,9 @@ public static class SyntheticCaptures
         void Align() { while (f.Count % 4096 != 0) f.Add(0); }
         if (version == 6)
         {
-            f.AddRange(V6Metadata(big));
-            Put(f, 2, 4, big);
-            f.AddRange(Encoding.ASCII.GetBytes("options  \0"));
-            var uname = Encoding.ASCII.GetBytes("Linux synth 6.1.0-synth x86_64\0");
-            Put(f, 5, 2, big); Put(f, (ulong)uname.Length, 4, big); f.AddRange(uname);
-            Put(f, 0, 2, big);
-            f.AddRange(Encoding.ASCII.GetBytes("flyrecord\0"));
-            int table = f.Count;
-            f.AddRange(new byte[32]);
-            var offs = new long[2];
-            for (int c = 0; c < 2; c++) { Align(); offs[c] = f.Count; f.AddRange(cpus[c]); }
-            var t = new List<byte>();
-            for (int c = 0; c < 2; c++) { Put(t, (ulong)offs[c], 8, big); Put(t, (ulong)cpus[c].Length, 8, big); }
-            for (int i = 0; i < 32; i++) f[table + i] = t[i];
-            return f.ToArray();
+            using var ms = new MemoryStream();
+            TraceDatLayout.WriteV6(ms, big, V6Metadata(big), "Linux synth 6.1.0-synth x86_64", cpus.Select(c => (Stream)new MemoryStream(c)).ToList());
+            return ms.ToArray();
         }
         // v7: compression header, first-options offset, then sections.
         f.AddRange(Encoding.ASCII.GetBytes(compression + "\0" + (compression == "none" ? "" : "1") + "\0"));
