@@ -35,13 +35,18 @@ public static class CheckCommand
 
     static bool IsStoredCapture(string arg) => StoredCapture.Names(arg);
 
-    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and ground truth come from
-    /// the folder the capture was ingested from when it still exists (metadata <c>sourcePath</c>).</summary>
+    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and formats come from the capture
+    /// context stored with it (metadata <c>context</c>); for captures stored without one, from the folder it was
+    /// ingested from when that still exists (metadata <c>sourcePath</c>).</summary>
     public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null)
     {
         using var capture = StoredCapture.Open(store, streamName);
         var header = new CaptureHeader { KernelRelease = capture.KernelRelease };
-        var r = Replay.Audit.Run(capture.Events(), new AuditOptions { TracePath = capture.TracePath, Header = header, Era = era, Applied = applied });
+        // the context stored at ingest, never the current disk; the source folder only for captures stored without one
+        var r = Replay.Audit.Run(capture.Events(), new AuditOptions
+        {
+            Context = capture.Context, TracePath = capture.Context == null ? capture.TracePath : null, Header = header, Era = era, Applied = applied,
+        });
         return r with { Source = capture.StreamName };
     }
 
