@@ -38,6 +38,14 @@ public sealed class TraceDatWriter : IDisposable
     readonly HashSet<int> _ids = new();
     readonly List<List<RingRecord>> _cpus = new();
     readonly Dictionary<int, string> _comms = new();
+    readonly Dictionary<int, Dictionary<string, long>> _commCounts = new();
+
+    void AddLossy(string reason, long n, string? example)
+    {
+        LossyEvents += n;
+        Lossy[reason] = Lossy.GetValueOrDefault(reason) + n;
+        if (example != null) LossyExamples.TryAdd(reason, example);
+    }
     readonly SymbolTable _syms;
     readonly ReadStats _scratch = new();
     int _nextId = 50000;
@@ -45,7 +53,8 @@ public sealed class TraceDatWriter : IDisposable
 
     public long Events { get; private set; }
     public long LossyEvents { get; private set; }
-    /// <summary>Lossy events by reason (<c>fields:system:event</c>, <c>probe:…</c>, <c>comm</c>).</summary>
+    /// <summary>Lossy events by reason (<c>fields:system:event</c>, <c>probe:…</c>, <c>pid</c>; <c>comm</c> is
+    /// known only after <see cref="Finish"/>).</summary>
     public SortedDictionary<string, long> Lossy { get; } = new(StringComparer.Ordinal);
     /// <summary>One example per lossy reason: source fields that did not come back → what came back.</summary>
     public SortedDictionary<string, string> LossyExamples { get; } = new(StringComparer.Ordinal);
@@ -73,18 +82,15 @@ public sealed class TraceDatWriter : IDisposable
     {
         if (_done) throw new ObjectDisposedException(nameof(TraceDatWriter));
         if (!_byName.TryGetValue(e.Name, out var enc)) _byName[e.Name] = enc = CreateEncoder(e);
+        enc.LastDiff = null;
         var rec = enc.Encode(e, _syms, out string? lossy);
         if (lossy == null && e.Comm.Length > 0)
         {
-            if (!_comms.TryGetValue(e.Pid, out var c)) _comms[e.Pid] = e.Comm;
-            else if (c != e.Comm) lossy = "comm";
+            // Saved cmdlines hold one comm per pid: the most frequent one is kept (in Finish), the others are lossy.
+            if (!_commCounts.TryGetValue(e.Pid, out var counts)) _commCounts[e.Pid] = counts = new Dictionary<string, long>(1, StringComparer.Ordinal);
+            counts[e.Comm] = counts.GetValueOrDefault(e.Comm) + 1;
         }
-        if (lossy != null)
-        {
-            LossyEvents++;
-            if (enc.LastDiff != null) LossyExamples.TryAdd(lossy, enc.LastDiff);
-            Lossy[lossy] = Lossy.GetValueOrDefault(lossy) + 1;
-        }
+        if (lossy != null) AddLossy(lossy, 1, enc.LastDiff);
         while (_cpus.Count <= e.Cpu) _cpus.Add(new List<RingRecord>());
         _cpus[Math.Max(0, e.Cpu)].Add(new RingRecord(e.Timestamp, rec));
         Events++;
@@ -205,6 +211,13 @@ public sealed class TraceDatWriter : IDisposable
         if (_done) return;
         _done = true;
         bool big = _opt.BigEndian;
+        foreach (var (pid, counts) in _commCounts)
+        {
+            var keep = counts.MaxBy(kv => kv.Value);
+            _comms[pid] = keep.Key;
+            foreach (var (comm, n) in counts)
+                if (comm != keep.Key) AddLossy("comm", n, $"pid {pid} is {comm} in {n} event(s), saved as {keep.Key}");
+        }
         var formats = _byName.Values.Select(en => en.Format).Concat(_opt.Formats)
             .DistinctBy(f => f.Id).Select(f => (f.System, FormatText(f))).ToList();
         var cmdlines = new StringBuilder();
@@ -414,8 +427,8 @@ public sealed class TraceDatWriter : IDisposable
                 LastDiff = string.Join(" ", e.Fields.Where(f => !fields.Contains(f))) + " -> " + string.Join(" ", fields.Where(f => !e.Fields.Contains(f)));
                 return "fields:" + e.Name;
             }
-            if (e.Probe != null && _dec.Probe(_ctx, ks) != e.Probe) return "probe:" + e.Name;
-            if (_dec.Pid(rec, _big) != e.Pid) return "pid";
+            if (e.Probe != null && _dec.Probe(_ctx, ks) is var pr && pr != e.Probe) { LastDiff = e.Probe + " -> " + pr; return "probe:" + e.Name; }
+            if (_dec.Pid(rec, _big) != e.Pid) { LastDiff = $"pid {e.Pid} -> {_dec.Pid(rec, _big)}"; return "pid"; }
             return null;
         }
 
