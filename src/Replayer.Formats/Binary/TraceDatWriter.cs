@@ -36,7 +36,7 @@ public sealed class TraceDatWriter : IDisposable
     readonly Dictionary<string, Encoder> _byName = new(StringComparer.Ordinal);
     readonly Dictionary<string, List<EventFormat>> _byShort = new(StringComparer.Ordinal);
     readonly HashSet<int> _ids = new();
-    readonly List<List<RingRecord>> _cpus = new();
+    readonly List<(MemoryStream Pages, RingPageWriter Writer)> _cpus = new(); // pages built as events come
     readonly Dictionary<int, string> _comms = new();
     readonly Dictionary<int, Dictionary<string, long>> _commCounts = new();
 
@@ -91,8 +91,9 @@ public sealed class TraceDatWriter : IDisposable
             counts[e.Comm] = counts.GetValueOrDefault(e.Comm) + 1;
         }
         if (lossy != null) AddLossy(lossy, 1, enc.LastDiff);
-        while (_cpus.Count <= e.Cpu) _cpus.Add(new List<RingRecord>());
-        _cpus[Math.Max(0, e.Cpu)].Add(new RingRecord(e.Timestamp, rec));
+        int cpu = Math.Max(0, e.Cpu);
+        while (_cpus.Count <= cpu) { var ms = new MemoryStream(); _cpus.Add((ms, new RingPageWriter(ms, _opt.BigEndian))); }
+        _cpus[cpu].Writer.Add(e.Timestamp, rec);
         Events++;
     }
 
@@ -229,14 +230,13 @@ public sealed class TraceDatWriter : IDisposable
         {
             for (int c = 0; c < ncpu; c++)
             {
-                var ms = new MemoryStream();
-                if (c < _cpus.Count) TraceDatLayout.CpuPages(_cpus[c], big, ms);
-                pages.Add(ms);
+                if (c < _cpus.Count) { _cpus[c].Writer.Flush(); pages.Add(_cpus[c].Pages); }
+                else pages.Add(new MemoryStream());
             }
             TraceDatLayout.WriteV6(_out, big, meta, _opt.Uname, pages);
             _out.Flush();
         }
-        finally { foreach (var p in pages) p.Dispose(); }
+        finally { foreach (var p in pages) p.Dispose(); _cpus.Clear(); }
     }
 
     public void Dispose()
