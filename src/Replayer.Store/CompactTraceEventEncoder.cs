@@ -17,6 +17,16 @@ public static class CompactTraceEventEncoder
     [ThreadStatic] static Dictionary<string, int>? t_index;
     [ThreadStatic] static List<string>? t_table;
     [ThreadStatic] static ArrayBufferWriter<byte>? t_events;
+    [ThreadStatic] static Slot[]? t_slots;
+
+    /// <summary>A direct-mapped cache in front of the dictionary (most lookups hit: the same few strings repeat).</summary>
+    struct Slot
+    {
+        public string? Key;
+        public int Index;
+    }
+
+    const int SlotMask = 4095;
 
     public static void Encode(IBufferWriter<byte> output, TraceEvent[] events)
     {
@@ -25,6 +35,8 @@ public static class CompactTraceEventEncoder
         var index = t_index ??= new Dictionary<string, int>(ReferenceEqualityComparer.Instance);
         var table = t_table ??= [];
         var body = t_events ??= new ArrayBufferWriter<byte>(1 << 20);
+        var slots = t_slots ??= new Slot[SlotMask + 1];
+        Array.Clear(slots);
         index.Clear();
         table.Clear();
         body.ResetWrittenCount();
@@ -37,21 +49,21 @@ public static class CompactTraceEventEncoder
             prevTs = e.Timestamp;
             w.Write(e.Cpu);
             w.Write(e.Pid);
-            Str(ref w, e.Comm, index, table);
-            Str(ref w, e.Name, index, table);
-            Str(ref w, e.Probe, index, table);
+            Str(ref w, e.Comm, index, table, slots);
+            Str(ref w, e.Name, index, table, slots);
+            Str(ref w, e.Probe, index, table, slots);
             w.Write(unchecked(e.Source - prevSource));
             prevSource = e.Source;
-            Str(ref w, e.Flags, index, table);
+            Str(ref w, e.Flags, index, table, slots);
             var fields = e.Fields;
             if (fields is null) { w.WriteNil(); continue; }
             w.WriteArrayHeader(fields.Length);
             foreach (var f in fields)
             {
-                Str(ref w, f.Name, index, table);
+                Str(ref w, f.Name, index, table, slots);
                 w.Write(f.Kind);
                 w.Write(f.Bits);
-                Str(ref w, f.Text, index, table);
+                Str(ref w, f.Text, index, table, slots);
             }
         }
         w.Flush();
@@ -65,16 +77,25 @@ public static class CompactTraceEventEncoder
         o.WriteRaw(body.WrittenSpan);
         o.Flush();
         table.Clear();
+        Array.Clear(slots);
         if (table.Capacity > 1 << 16) t_table = null;
     }
 
-    static void Str(ref MessagePackWriter w, string? s, Dictionary<string, int> index, List<string> table)
+    static void Str(ref MessagePackWriter w, string? s, Dictionary<string, int> index, List<string> table, Slot[] slots)
     {
         if (s is null) { w.WriteNil(); return; }
-        if (!index.TryGetValue(s, out int i))
+        ref var slot = ref slots[System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(s) & SlotMask];
+        int i;
+        if (ReferenceEquals(slot.Key, s)) i = slot.Index;
+        else
         {
-            index[s] = i = table.Count;
-            table.Add(s);
+            if (!index.TryGetValue(s, out i))
+            {
+                index[s] = i = table.Count;
+                table.Add(s);
+            }
+            slot.Key = s;
+            slot.Index = i;
         }
         w.Write(i);
     }
