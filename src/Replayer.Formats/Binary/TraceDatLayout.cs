@@ -94,76 +94,15 @@ public static class TraceDatLayout
         Put(b, (ulong)cl.Length, 8, big); b.AddRange(cl);
     });
 
-    static void Header(List<byte> b, uint typeLen, ulong delta, bool big)
-    {
-        uint w = big ? typeLen << 27 | (uint)delta : typeLen | (uint)delta << 5;
-        Put(b, w, 4, big);
-    }
-
     /// <summary>
-    /// Ring-buffer pages (<see cref="PageSize"/> bytes each) holding <paramref name="records"/> in order.
-    /// A record whose time is before the previous one's starts a new page (pages carry absolute times),
-    /// gaps of 2^27 ns or more get a TIME_EXTEND, records over 112 bytes a length word.
+    /// Ring-buffer pages (<see cref="PageSize"/> bytes each) holding <paramref name="records"/> in order
+    /// (see <see cref="RingPageWriter"/>).
     /// </summary>
     public static void CpuPages(IEnumerable<RingRecord> records, bool big, Stream output)
     {
-        List<byte>? data = null;
-        ulong pageTs = 0, last = 0;
-        long lost = -1;
-        var page = new byte[PageSize];
-        var hdr = new List<byte>(16);
-        void Close()
-        {
-            if (data == null) return;
-            Array.Clear(page);
-            hdr.Clear();
-            Put(hdr, pageTs, 8, big);
-            ulong commit = (ulong)data.Count;
-            if (lost >= 0) commit |= 1UL << 31 | 1UL << 30;
-            Put(hdr, commit, 8, big);
-            hdr.CopyTo(page);
-            data.CopyTo(page, 16);
-            if (lost >= 0)
-            {
-                var l = new List<byte>(8); Put(l, (ulong)lost, 8, big);
-                l.CopyTo(page, 16 + data.Count);
-            }
-            output.Write(page);
-            data = null;
-        }
-        const int capacity = PageSize - 16 - 8; // room for a lost-events count
-        foreach (var e in records)
-        {
-            int recLen = (e.Data.Length + 3) & ~3;
-            if (recLen + 16 > capacity) throw new ArgumentException($"record of {e.Data.Length} bytes does not fit a {PageSize}-byte ring-buffer page");
-            ulong t = (ulong)e.Time;
-            if (data == null || e.Lost >= 0 || t < last || data.Count + recLen + 16 > capacity)
-            {
-                Close();
-                data = new List<byte>(capacity);
-                pageTs = t;
-                last = t;
-                lost = e.Lost;
-            }
-            ulong delta = t - last;
-            last = t;
-            if (delta >= 1UL << 27)
-            {
-                Header(data, 30, delta & ((1UL << 27) - 1), big);
-                Put(data, delta >> 27, 4, big);
-                delta = 0;
-            }
-            if (recLen <= 112)
-                Header(data, (uint)(recLen / 4), delta, big);
-            else
-            {
-                Header(data, 0, delta, big);
-                Put(data, (ulong)recLen + 4, 4, big);
-            }
-            data.AddRange(e.Data);
-            for (int i = e.Data.Length; i < recLen; i++) data.Add(0);
-        }
-        Close();
+        var w = new RingPageWriter(output, big);
+        foreach (var r in records) w.Add(r.Time, r.Data, r.Lost);
+        w.Flush();
     }
 
     public static byte[] CpuPages(IEnumerable<RingRecord> records, bool big)
@@ -209,4 +148,85 @@ public static class TraceDatLayout
             at = offs[c] + cpuPages[c].Length;
         }
     }
+}
+
+/// <summary>
+/// Appends records to one CPU's ring-buffer pages, writing each page to the output when it is full:
+/// a record whose time is before the previous one's starts a new page (pages carry absolute times),
+/// gaps of 2^27 ns or more get a TIME_EXTEND, records over 112 bytes a length word, and a record
+/// with <c>lost</c> &gt;= 0 starts a page flagged as having lost that many events.
+/// </summary>
+public sealed class RingPageWriter(Stream output, bool big)
+{
+    const int Capacity = TraceDatLayout.PageSize - 16 - 8; // room for a lost-events count
+    readonly byte[] _page = new byte[TraceDatLayout.PageSize];
+    readonly List<byte> _scratch = new(16);
+    int _len = -1; // bytes of data in the current page; -1: no page open
+    ulong _pageTs, _last;
+    long _lost = -1;
+
+    public long Pages { get; private set; }
+
+    void PutWord(ulong v, int size)
+    {
+        _scratch.Clear();
+        TraceDatLayout.Put(_scratch, v, size, big);
+        _scratch.CopyTo(_page.AsSpan(16 + _len));
+        _len += size;
+    }
+
+    /// <summary>Writes the open page, if any.</summary>
+    public void Flush()
+    {
+        if (_len < 0) return;
+        _scratch.Clear();
+        TraceDatLayout.Put(_scratch, _pageTs, 8, big);
+        ulong commit = (ulong)_len;
+        if (_lost >= 0) commit |= 1UL << 31 | 1UL << 30;
+        TraceDatLayout.Put(_scratch, commit, 8, big);
+        _scratch.CopyTo(_page);
+        if (_lost >= 0)
+        {
+            _scratch.Clear();
+            TraceDatLayout.Put(_scratch, (ulong)_lost, 8, big);
+            _scratch.CopyTo(_page.AsSpan(16 + _len));
+        }
+        output.Write(_page);
+        Pages++;
+        _len = -1;
+    }
+
+    public void Add(long time, ReadOnlySpan<byte> data, long lost = -1)
+    {
+        int recLen = (data.Length + 3) & ~3;
+        if (recLen + 16 > Capacity) throw new ArgumentException($"record of {data.Length} bytes does not fit a {TraceDatLayout.PageSize}-byte ring-buffer page");
+        ulong t = (ulong)time;
+        if (_len < 0 || lost >= 0 || t < _last || _len + recLen + 16 > Capacity)
+        {
+            Flush();
+            Array.Clear(_page);
+            _len = 0;
+            _pageTs = t;
+            _last = t;
+            _lost = lost;
+        }
+        ulong delta = t - _last;
+        _last = t;
+        if (delta >= 1UL << 27)
+        {
+            PutWord(Header(30, delta & ((1UL << 27) - 1)), 4);
+            PutWord(delta >> 27, 4);
+            delta = 0;
+        }
+        if (recLen <= 112) PutWord(Header((uint)(recLen / 4), delta), 4);
+        else
+        {
+            PutWord(Header(0, delta), 4);
+            PutWord((ulong)recLen + 4, 4);
+        }
+        data.CopyTo(_page.AsSpan(16 + _len));
+        _len += recLen; // padding bytes are already zero
+    }
+
+    uint Header(uint typeLen, ulong delta) => big ? typeLen << 27 | (uint)delta : typeLen | (uint)delta << 5;
 }

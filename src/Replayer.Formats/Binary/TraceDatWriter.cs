@@ -36,16 +36,24 @@ public sealed class TraceDatWriter : IDisposable
     readonly Dictionary<string, Encoder> _byName = new(StringComparer.Ordinal);
     readonly Dictionary<string, List<EventFormat>> _byShort = new(StringComparer.Ordinal);
     readonly HashSet<int> _ids = new();
-    readonly List<List<RingRecord>> _cpus = new();
+    readonly List<(MemoryStream Pages, RingPageWriter Writer)> _cpus = new(); // pages built as events come
     readonly Dictionary<int, string> _comms = new();
+    readonly Dictionary<int, Dictionary<string, long>> _commCounts = new();
+
+    void AddLossy(string reason, long n, string? example)
+    {
+        LossyEvents += n;
+        Lossy[reason] = Lossy.GetValueOrDefault(reason) + n;
+        if (example != null) LossyExamples.TryAdd(reason, example);
+    }
     readonly SymbolTable _syms;
-    readonly ReadStats _scratch = new();
     int _nextId = 50000;
     bool _done;
 
     public long Events { get; private set; }
     public long LossyEvents { get; private set; }
-    /// <summary>Lossy events by reason (<c>fields:system:event</c>, <c>probe:…</c>, <c>comm</c>).</summary>
+    /// <summary>Lossy events by reason (<c>fields:system:event</c>, <c>probe:…</c>, <c>pid</c>; <c>comm</c> is
+    /// known only after <see cref="Finish"/>).</summary>
     public SortedDictionary<string, long> Lossy { get; } = new(StringComparer.Ordinal);
     /// <summary>One example per lossy reason: source fields that did not come back → what came back.</summary>
     public SortedDictionary<string, string> LossyExamples { get; } = new(StringComparer.Ordinal);
@@ -73,20 +81,18 @@ public sealed class TraceDatWriter : IDisposable
     {
         if (_done) throw new ObjectDisposedException(nameof(TraceDatWriter));
         if (!_byName.TryGetValue(e.Name, out var enc)) _byName[e.Name] = enc = CreateEncoder(e);
+        enc.LastDiff = null;
         var rec = enc.Encode(e, _syms, out string? lossy);
         if (lossy == null && e.Comm.Length > 0)
         {
-            if (!_comms.TryGetValue(e.Pid, out var c)) _comms[e.Pid] = e.Comm;
-            else if (c != e.Comm) lossy = "comm";
+            // Saved cmdlines hold one comm per pid: the most frequent one is kept (in Finish), the others are lossy.
+            if (!_commCounts.TryGetValue(e.Pid, out var counts)) _commCounts[e.Pid] = counts = new Dictionary<string, long>(1, StringComparer.Ordinal);
+            counts[e.Comm] = counts.GetValueOrDefault(e.Comm) + 1;
         }
-        if (lossy != null)
-        {
-            LossyEvents++;
-            if (enc.LastDiff != null) LossyExamples.TryAdd(lossy, enc.LastDiff);
-            Lossy[lossy] = Lossy.GetValueOrDefault(lossy) + 1;
-        }
-        while (_cpus.Count <= e.Cpu) _cpus.Add(new List<RingRecord>());
-        _cpus[Math.Max(0, e.Cpu)].Add(new RingRecord(e.Timestamp, rec));
+        if (lossy != null) AddLossy(lossy, 1, enc.LastDiff);
+        int cpu = Math.Max(0, e.Cpu);
+        while (_cpus.Count <= cpu) { var ms = new MemoryStream(); _cpus.Add((ms, new RingPageWriter(ms, _opt.BigEndian))); }
+        _cpus[cpu].Writer.Add(e.Timestamp, rec);
         Events++;
     }
 
@@ -205,6 +211,13 @@ public sealed class TraceDatWriter : IDisposable
         if (_done) return;
         _done = true;
         bool big = _opt.BigEndian;
+        foreach (var (pid, counts) in _commCounts)
+        {
+            var keep = counts.MaxBy(kv => kv.Value);
+            _comms[pid] = keep.Key;
+            foreach (var (comm, n) in counts)
+                if (comm != keep.Key) AddLossy("comm", n, $"pid {pid} is {comm} in {n} event(s), saved as {keep.Key}");
+        }
         var formats = _byName.Values.Select(en => en.Format).Concat(_opt.Formats)
             .DistinctBy(f => f.Id).Select(f => (f.System, FormatText(f))).ToList();
         var cmdlines = new StringBuilder();
@@ -216,14 +229,13 @@ public sealed class TraceDatWriter : IDisposable
         {
             for (int c = 0; c < ncpu; c++)
             {
-                var ms = new MemoryStream();
-                if (c < _cpus.Count) TraceDatLayout.CpuPages(_cpus[c], big, ms);
-                pages.Add(ms);
+                if (c < _cpus.Count) { _cpus[c].Writer.Flush(); pages.Add(_cpus[c].Pages); }
+                else pages.Add(new MemoryStream());
             }
             TraceDatLayout.WriteV6(_out, big, meta, _opt.Uname, pages);
             _out.Flush();
         }
-        finally { foreach (var p in pages) p.Dispose(); }
+        finally { foreach (var p in pages) p.Dispose(); _cpus.Clear(); }
     }
 
     public void Dispose()
@@ -334,6 +346,7 @@ public sealed class TraceDatWriter : IDisposable
         readonly bool _big;
         RecordContext? _ctx;
         public string? LastDiff;
+        readonly ReadStats _stats = new();
 
         public Encoder(EventFormat f, bool big)
         {
@@ -408,14 +421,14 @@ public sealed class TraceDatWriter : IDisposable
             _ctx ??= new RecordContext(_big, 8, syms.Values);
             _ctx.Set(rec, 0, rec.Length);
             var ks = syms.Kallsyms;
-            var fields = _dec.Fields(_ctx, new ReadStats(), ks);
+            var fields = _dec.Fields(_ctx, _stats, ks); // fields not evaluable are left out: the comparison sees them
             if (!fields.AsSpan().SequenceEqual(e.Fields))
             {
                 LastDiff = string.Join(" ", e.Fields.Where(f => !fields.Contains(f))) + " -> " + string.Join(" ", fields.Where(f => !e.Fields.Contains(f)));
                 return "fields:" + e.Name;
             }
-            if (e.Probe != null && _dec.Probe(_ctx, ks) != e.Probe) return "probe:" + e.Name;
-            if (_dec.Pid(rec, _big) != e.Pid) return "pid";
+            if (e.Probe != null && _dec.Probe(_ctx, ks) is var pr && pr != e.Probe) { LastDiff = e.Probe + " -> " + pr; return "probe:" + e.Name; }
+            if (_dec.Pid(rec, _big) != e.Pid) { LastDiff = $"pid {e.Pid} -> {_dec.Pid(rec, _big)}"; return "pid"; }
             return null;
         }
 

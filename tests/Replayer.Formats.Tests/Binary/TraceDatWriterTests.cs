@@ -196,12 +196,13 @@ public class TraceDatWriterTests
             new() { Timestamp = 10, Cpu = 0, Pid = 5, Comm = "a", Flags = "d..2.", Name = "migrate:mm_migrate_pages_start", Fields = F("MIGRATE_SYNC", "compaction") },
             new() { Timestamp = 20, Cpu = 0, Pid = 5, Comm = "a", Flags = "d..2.", Name = "migrate:mm_migrate_pages_start", Fields = F("NOT_A_MODE", "compaction") },
             new() { Timestamp = 30, Cpu = 0, Pid = 5, Comm = "b", Flags = "d..2.", Name = "migrate:mm_migrate_pages_start", Fields = F("0x7", "syscall_or_cpuset") },
+            new() { Timestamp = 40, Cpu = 0, Pid = 5, Comm = "a", Flags = "d..2.", Name = "migrate:mm_migrate_pages_start", Fields = F("MIGRATE_ASYNC", "compaction") },
         };
         var (bytes, w) = Write(events, opt);
-        Assert.Equal(3, w.Events);
+        Assert.Equal(4, w.Events);
         Assert.Equal(2, w.LossyEvents);
         Assert.Equal(1, w.Lossy["fields:migrate:mm_migrate_pages_start"]); // NOT_A_MODE is no value of the table
-        Assert.Equal(1, w.Lossy["comm"]); // pid 5 is "a" and "b": saved cmdlines hold one comm per pid
+        Assert.Equal(1, w.Lossy["comm"]); // pid 5 is "a" (twice) and "b": saved cmdlines hold one comm per pid, the most frequent
         var back = ReadDat(bytes, w.SymbolValues);
         Assert.Equal(events[0], back[0]);
         Assert.Equal("0x7", back[2].Str("mode")); // a value outside the table prints back as hex
