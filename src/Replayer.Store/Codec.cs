@@ -27,6 +27,8 @@ public enum BodyKind : byte
 {
     TraceEvents = 1,
     Records = 2,
+    /// <summary>Trace events with a per-batch string table and delta timestamps (<see cref="CompactTraceEventEncoder"/>); written since format v2 of the bodies, kind 1 still read.</summary>
+    TraceEventsCompact = 3,
 }
 
 /// <summary>Compression of a stored batch body.</summary>
@@ -63,8 +65,8 @@ public static class BatchCodec
         BodyKind kind;
         if (batch.TraceEvents is { } events)
         {
-            kind = BodyKind.TraceEvents;
-            TraceEventEncoder.Encode(raw, events);
+            kind = BodyKind.TraceEventsCompact;
+            CompactTraceEventEncoder.Encode(raw, events);
         }
         else
         {
@@ -132,9 +134,9 @@ public static class BatchCodec
 
             try
             {
-                if (kind == BodyKind.TraceEvents)
+                if (kind is BodyKind.TraceEvents or BodyKind.TraceEventsCompact)
                 {
-                    var events = TraceEventDecoder.Decode(raw, out int read);
+                    var events = kind == BodyKind.TraceEvents ? TraceEventDecoder.Decode(raw, out int read) : TraceEventDecoder.DecodeCompact(raw, out read);
                     if (read != rawLength) throw new StoreCorruptException($"{where}: {rawLength - read} trailing bytes after the events");
                     if (events is null || events.Length != count) throw new StoreCorruptException($"{where}: body holds {events?.Length ?? 0} events, header says {count}");
                     foreach (var e in events)
