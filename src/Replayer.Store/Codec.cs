@@ -13,6 +13,7 @@ public static class Crc32C
 {
     public static uint Compute(ReadOnlySpan<byte> data) => ~Append(~0u, data);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static uint Append(uint crc, ReadOnlySpan<byte> data)
     {
         var longs = MemoryMarshal.Cast<byte, ulong>(data);
@@ -58,6 +59,7 @@ public static class BatchCodec
 
     public readonly record struct Encoded(BodyKind Kind, BodyCodec Codec, int RawLength, byte[] Body, int Count);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static Encoded Encode(EventBatch batch, BodyCodec codec = BodyCodec.Zstd)
     {
         var raw = t_raw ??= new ArrayBufferWriter<byte>(1 << 20);
@@ -99,6 +101,7 @@ public static class BatchCodec
     }
 
     /// <summary>Decodes a body; any inconsistency throws <see cref="StoreCorruptException"/> naming <paramref name="where"/>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static (TraceEvent[]? Events, EventRecord[]? Records) Decode(BodyKind kind, BodyCodec codec, int rawLength, int count, ReadOnlySpan<byte> body, string where)
     {
         if (rawLength < 0 || rawLength > MaxRawLength)

@@ -28,6 +28,7 @@ public static class CompactTraceEventEncoder
 
     const int SlotMask = 4095;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Encode(IBufferWriter<byte> output, TraceEvent[] events)
     {
         // Strings are looked up by reference: readers intern what repeats, and an unshared copy only costs a
@@ -81,6 +82,7 @@ public static class CompactTraceEventEncoder
         if (table.Capacity > 1 << 16) t_table = null;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static void Str(ref MessagePackWriter w, string? s, Dictionary<string, int> index, List<string> table, Slot[] slots)
     {
         if (s is null) { w.WriteNil(); return; }

@@ -20,6 +20,7 @@ public static class TraceEventDecoder
 {
     [ThreadStatic] static Interner? t_interner;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static TraceEvent[] Decode(ReadOnlyMemory<byte> raw, out int consumed)
     {
         var interner = t_interner ??= new Interner();
@@ -35,6 +36,7 @@ public static class TraceEventDecoder
     }
 
     /// <summary>Reads a <see cref="BodyKind.TraceEventsCompact"/> body (see <see cref="CompactTraceEventEncoder"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static TraceEvent[] DecodeCompact(ReadOnlyMemory<byte> raw, out int consumed)
     {
         var interner = t_interner ??= new Interner();
@@ -84,6 +86,7 @@ public static class TraceEventDecoder
         return events;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static string? Ref(ref MessagePackReader r, string[] strings)
     {
         if (r.TryReadNil()) return null;
@@ -92,6 +95,7 @@ public static class TraceEventDecoder
         return strings[i];
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static TraceEvent ReadEvent(ref MessagePackReader r, Interner interner)
     {
         if (r.TryReadNil()) throw new MessagePackSerializationException("null event");
@@ -120,6 +124,7 @@ public static class TraceEventDecoder
         return new TraceEvent { Timestamp = ts, Cpu = cpu, Pid = pid, Comm = comm, Name = name, Fields = fields, Probe = probe, Source = source, Flags = flags };
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static EventField[] ReadFields(ref MessagePackReader r, Interner interner, string eventName)
     {
         var names = interner.FieldNames(eventName);
