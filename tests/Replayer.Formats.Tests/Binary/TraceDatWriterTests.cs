@@ -152,6 +152,33 @@ public class TraceDatWriterTests
     }
 
     [Fact]
+    public void Perf_data_input_embeds_its_own_formats_and_reads_back_with_only_exec_comms_lossy()
+    {
+        var path = Repo.Trace("6.1-ext4-basic", "perf", "perf.data.zst");
+        var source = new List<TraceEvent>();
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true, Capture = CaptureContext.None });
+        Assert.IsType<PerfDataReader>(r);
+        var first = r.Read();
+        var opt = TraceDatWriterSetup.From(CaptureContext.None, r);
+        Assert.NotEmpty(opt.Formats); // from perf.data's tracing data, not from a formats/ folder
+        for (var e = first; e != null; e = r.Read()) source.Add(e);
+        var (bytes, w) = Write(source, opt);
+        Assert.Empty(w.SynthesizedFormats);
+        Assert.Equal(["comm"], w.Lossy.Keys); // pids that exec'd (perf-exec -> migwl) keep one comm
+        var back = ReadDat(bytes, w.SymbolValues);
+        var want = ByTime(source);
+        Assert.Equal(want.Count, back.Count);
+        int commDiffs = 0;
+        var pairs = new HashSet<string>();
+        for (int i = 0; i < want.Count; i++)
+        {
+            if (want[i].Comm != back[i].Comm) { commDiffs++; pairs.Add($"{want[i].Pid}:[{want[i].Comm}]->[{back[i].Comm}]"); Assert.Equal(want[i], new TraceEvent { Timestamp = back[i].Timestamp, Cpu = back[i].Cpu, Pid = back[i].Pid, Comm = want[i].Comm, Name = back[i].Name, Fields = back[i].Fields, Probe = back[i].Probe, Flags = back[i].Flags }); }
+            else Assert.Equal(want[i], back[i]);
+        }
+        Assert.True(w.LossyEvents == commDiffs, string.Join(" ", pairs));
+    }
+
+    [Fact]
     public void Events_without_formats_get_synthesized_ones_that_read_back_exactly_and_open_in_trace_cmd()
     {
         // The 6.1 capture read without its formats/ folder: the text reader's generic fields, written with
