@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Replayer test suite, the way CI does: installs and starts what the tests need
 # (PostgreSQL for the store conformance suite, Debian's trace-cmd and linux-perf for the differential
-# tests of the binary readers), runs every test project, and ends with one "N passed, N failed" line.
+# tests of the binary readers, Debian's chromium to render the HTML report), runs every test project, and ends with one "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ need=()
 command -v trace-cmd >/dev/null 2>&1 || need+=(trace-cmd)
 command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]} from Debian's packages" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -35,5 +36,9 @@ passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+# Opt-in end-to-end run on a real kernel under qemu (several minutes): REPLAYER_VM_TEST=1 bash tests/run.sh
+if [ "${REPLAYER_VM_TEST:-}" = 1 ]; then
+  if bash tools/vm-capture/selftest.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

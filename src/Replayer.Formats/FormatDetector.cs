@@ -51,7 +51,7 @@ public static class FormatDetector
             var t = line.TrimStart((byte)' ').TrimEnd((byte)'\r');
             if (t.Length == 0) continue;
             lines++;
-            if (t[0] == (byte)'{') return TraceFormat.Jsonl;
+            if (t.StartsWith("{\""u8)) return TraceFormat.Jsonl; // a JSON object per line, keys first
             if (t.StartsWith("# tracer:"u8)) return TraceFormat.FtraceText;
             if (t.StartsWith("# ========"u8) || t.StartsWith("# captured on"u8)) return TraceFormat.PerfScript;
             if (t.StartsWith("cpus="u8) || t.StartsWith("version = "u8)) return TraceFormat.TraceCmdReport;

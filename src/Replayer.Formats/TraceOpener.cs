@@ -47,8 +47,11 @@ public static class TraceOpener
                     plain.Position = 0;
                     s = plain;
                 }
-                else s = new PrefixStream(prefix, plain);
-                return factory(new BinaryOpenContext(s, source, options, capture, layers.Count == 0 ? path : null));
+                // compressed or piped: random access through a temp copy (deleted with the reader); perf's pipe mode reads in order
+                else if (format == TraceFormat.PerfData && prefix.Length >= 16 && BitConverter.ToUInt64(prefix, 8) is 16 or 16UL << 56) s = new PrefixStream(prefix, plain);
+                else s = Binary.SpoolFile.Create(prefix, plain, source);
+                try { return factory(new BinaryOpenContext(s, source, options, capture, layers.Count == 0 ? path : null)); }
+                catch { s.Dispose(); throw; }
             }
             case TraceFormat.Jsonl:
             {
@@ -72,7 +75,7 @@ public static class TraceOpener
                 plain.Dispose();
                 throw new TraceInputException(source, 1, -1,
                     "a trace (raw ftrace text, trace-cmd report, perf script, Replayer JSONL, trace.dat or perf.data)",
-                    prefix.Length == 0 ? "an empty input" : TraceInputException.Excerpt(FirstLine(prefix)));
+                    prefix.Length == 0 ? "an empty input" : FirstLine(prefix));
         }
     }
 

@@ -10,6 +10,9 @@ public sealed class AuditOptions
     /// <summary>Path of the trace (to find <c>kprobe_events.txt</c>, <c>uname.txt</c>, <c>formats/</c> beside it).</summary>
     public string? TracePath { get; init; }
     public CaptureHeader? Header { get; init; }
+    /// <summary>The capture context stored with an ingested capture: when set it is used instead of the files
+    /// beside <see cref="TracePath"/> (kprobe definitions, uname, formats), so the disk plays no part.</summary>
+    public CaptureFiles? Context { get; init; }
     /// <summary>Events buffered to detect the era from the event set when no release is known.</summary>
     public int DetectionWindow { get; init; } = 50_000;
     public Action<DomainEvent, ReplayState>? Applied { get; init; }
@@ -44,13 +47,14 @@ public static class Audit
 
     public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine)
     {
-        var decoder = new DomainDecoder(ResolverFor(options.TracePath));
+        var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
         return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);
     }
 
     public static AuditResult RunDecoded(IEnumerable<DomainEvent> events, AuditOptions options, ProbeResolver? probes, out ReplayEngine engine)
     {
-        string? release = options.TracePath != null ? Eras.ReleaseFor(options.TracePath, options.Header) : options.Header?.KernelRelease;
+        string? release = options.Context != null ? (options.Header?.KernelRelease is { Length: > 0 } hr ? hr : options.Context.Uname)
+            : options.TracePath != null ? Eras.ReleaseFor(options.TracePath, options.Header) : options.Header?.KernelRelease;
         Era era = options.Era ?? Eras.FromRelease(release);
         using var it = events.GetEnumerator();
         var buffered = new List<DomainEvent>();
@@ -62,7 +66,7 @@ public static class Audit
             if (era == Era.Unknown) era = Era.Linux61;
         }
         var declaredFunctions = probes?.Definitions.Values.Select(d => d.Function) ?? [];
-        engine = new ReplayEngine(era, null, options.Invariants, declaredFunctions, DeclaredEvents(options.TracePath)) { Applied = options.Applied };
+        engine = new ReplayEngine(era, null, options.Invariants, declaredFunctions, options.Context?.DeclaredEvents() ?? DeclaredEvents(options.TracePath)) { Applied = options.Applied };
         foreach (var e in buffered) engine.Feed(e);
         if (more) while (it.MoveNext()) engine.Feed(it.Current);
         return engine.Finish(options.TracePath ?? "", options.Era != null, release);

@@ -93,7 +93,8 @@ public sealed class MigrationAttempt
     public DomainEvent? CommitEvent { get; set; }
     public DomainEvent? OutcomeEvent { get; set; }
     public int SetEntries { get; set; }
-    /// <summary>The dst page was freed (mm_page_free) while this attempt named it.</summary>
+    /// <summary>The dst pfn was freed (mm_page_free) after this attempt used it, before its window closed
+    /// (6.12 retries an -EAGAIN move with the same dst and frees it once, after the last retry).</summary>
     public bool DstFreed { get; set; }
     public int RemoveEntries { get; set; }
     /// <summary>State became unknown (data loss) during the attempt.</summary>
@@ -115,6 +116,8 @@ public sealed class MigrationWindow
     public List<MigrationAttempt> Attempts { get; } = [];
     /// <summary>Outstanding migration entries: (addr, src pfn) → count, with the first set event.</summary>
     public Dictionary<(ulong Addr, ulong Pfn), (int Count, DomainEvent First)> OpenEntries { get; } = [];
+    /// <summary>Attempts by dst pfn that have not seen that pfn freed yet (retries reuse a dst).</summary>
+    public Dictionary<ulong, List<MigrationAttempt>> UnfreedDsts { get; } = [];
     /// <summary>remove_migration_pte events with no set in this window (fork duplicates the entry into the child).</summary>
     public int UnmatchedRemoves { get; set; }
 }

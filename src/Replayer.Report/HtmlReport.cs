@@ -13,6 +13,8 @@ namespace Replayer.Report;
 /// </summary>
 public static class HtmlReport
 {
+    /// <summary>Findings listed in the table / marked on each plot (the file stays small whatever the capture).</summary>
+    public const int MaxFindingRows = 2000, MaxFindingMarks = 400;
     const int W = 1100, H = 280, L = 80, R = 20, T = 24, B = 44;
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -125,14 +127,14 @@ public static class HtmlReport
             long tn = t0 + (t1 - t0) * k / 5;
             double x = X(tn);
             var anchor = k == 0 ? "start" : k == 5 ? "end" : "middle";
-            var label = (tn / 1_000_000_000).ToString(Inv) + (tn % 1_000_000_000 / 1e9).ToString("F" + decimals, Inv).TrimStart('0');
+            var label = (tn / 1_000_000_000m).ToString("F" + decimals, Inv);
             o.Write($"<line class=\"grid\" x1=\"{F(x)}\" y1=\"{T}\" x2=\"{F(x)}\" y2=\"{H - B}\"/><text class=\"tick\" x=\"{F(x)}\" y=\"{H - B + 16}\" text-anchor=\"{anchor}\">{E(label)}</text>\n");
         }
         double raw = (yhi - ylo) / 4, mag = Math.Pow(10, Math.Floor(Math.Log10(raw)));
         double step = Math.Max(1, (raw / mag) switch { < 1.5 => 1, < 3 => 2, < 7 => 5, _ => 10 } * mag);
-        for (double v = Math.Ceiling(ylo / step) * step; v <= yhi; v += step)
+        for (double v0 = Math.Ceiling(ylo / step) * step; v0 <= yhi; v0 += step)
         {
-            double y = Y(v);
+            double v = Math.Abs(v0) < step / 2 ? 0 : v0, y = Y(v);
             o.Write($"<line class=\"grid\" x1=\"{L}\" y1=\"{F(y)}\" x2=\"{W - R}\" y2=\"{F(y)}\"/><text class=\"tick\" x=\"{L - 6}\" y=\"{F(y + 4)}\" text-anchor=\"end\">{v.ToString("N0", Inv)}</text>\n");
         }
         o.Write($"<text class=\"axis\" x=\"{(W + L) / 2}\" y=\"{H - 6}\" text-anchor=\"middle\">time (s)</text>");
@@ -144,7 +146,7 @@ public static class HtmlReport
         }
         foreach (var (time, pages, phase) in p.Truth)
             o.Write($"<circle class=\"truth\" cx=\"{F(X(time))}\" cy=\"{F(Y(pages))}\" r=\"5\"><title>{E(phase)}: {pages} pages (ground truth)</title></circle>\n");
-        foreach (var f in findings)
+        foreach (var f in findings.Length <= MaxFindingMarks ? findings : findings.Where((_, k) => k % (findings.Length / MaxFindingMarks + 1) == 0))
         {
             if (f.Timestamp < t0 || f.Timestamp > t1) continue;
             bool mine = p.Memcg != null && f.Memcg == p.Memcg;
@@ -193,7 +195,7 @@ public static class HtmlReport
         o.Write("<table id=\"findings\"><thead><tr><th>#</th><th>invariant</th><th>severity</th><th>time</th><th>cpu</th><th>pid</th><th>pfns</th><th>memcg</th><th>explanation and evidence</th></tr></thead><tbody>\n");
         if (a.Findings.Length == 0) o.Write("<tr class=\"none\"><td colspan=\"9\">No findings.</td></tr>\n");
         int n = 0;
-        foreach (var f in a.Findings)
+        foreach (var f in a.Findings.Take(MaxFindingRows))
         {
             o.Write($"<tr class=\"finding-row {f.Severity.ToString().ToLowerInvariant()}\"><td>{++n}</td><td>{E(f.InvariantId)}</td><td>{f.Severity}</td><td>{E(Ts(f.Timestamp))}</td><td>{f.Cpu}</td><td>{f.Pid}</td>"
                 + $"<td>{string.Join(" ", f.Pfns.Select(Hex))}</td><td>{(f.Memcg is { } m ? Hex(m) : "")}</td><td><div class=\"expl\">{E(f.Explanation)}</div>");
@@ -209,6 +211,8 @@ public static class HtmlReport
             o.Write("</td></tr>\n");
         }
         o.Write("</tbody></table>\n");
+        if (a.Findings.Length > MaxFindingRows)
+            o.Write($"<p class=\"bad\">{N(a.Findings.Length - MaxFindingRows)} more finding(s) not listed here: <code>replayer check --json</code> prints them all.</p>\n");
     }
 
     static void GroundTruthTable(GroundTruthData g, TextWriter o)

@@ -251,7 +251,7 @@ public sealed class StepSeries(int maxBuckets)
         Put(nb.C, t, counter, first: true);
         Put(nb.I, t, implied, first: true);
         _buckets.Add(nb);
-        if (_buckets.Count > maxBuckets) Compact();
+        while (_buckets.Count > maxBuckets) Compact(); // sparse buckets may need several halvings to merge
     }
 
     static void Put(Sample[] s, long t, long v, bool first)

@@ -27,6 +27,8 @@ public enum BodyKind : byte
 {
     TraceEvents = 1,
     Records = 2,
+    /// <summary>Trace events with a per-batch string table and delta timestamps (<see cref="CompactTraceEventEncoder"/>); written since format v2 of the bodies, kind 1 still read.</summary>
+    TraceEventsCompact = 3,
 }
 
 /// <summary>Compression of a stored batch body.</summary>
@@ -51,6 +53,7 @@ public static class BatchCodec
 
     [ThreadStatic] static ArrayBufferWriter<byte>? t_raw;
     [ThreadStatic] static ZstdSharp.Compressor? t_compressor;
+    [ThreadStatic] static byte[]? t_compressed;
     [ThreadStatic] static ZstdSharp.Decompressor? t_decompressor;
 
     public readonly record struct Encoded(BodyKind Kind, BodyCodec Codec, int RawLength, byte[] Body, int Count);
@@ -62,8 +65,8 @@ public static class BatchCodec
         BodyKind kind;
         if (batch.TraceEvents is { } events)
         {
-            kind = BodyKind.TraceEvents;
-            TraceEventEncoder.Encode(raw, events);
+            kind = BodyKind.TraceEventsCompact;
+            CompactTraceEventEncoder.Encode(raw, events);
         }
         else
         {
@@ -84,7 +87,12 @@ public static class BatchCodec
         if (codec == BodyCodec.Zstd)
         {
             var c = t_compressor ??= new ZstdSharp.Compressor(ZstdLevel);
-            body = c.Wrap(raw.WrittenSpan).ToArray();
+            // A reused output buffer: a fresh compress-bound array per batch would land on the large object
+            // heap and trigger full collections.
+            int bound = ZstdSharp.Compressor.GetCompressBound(raw.WrittenCount);
+            if (t_compressed == null || t_compressed.Length < bound) t_compressed = new byte[Math.Max(bound, 1 << 20)];
+            int n = c.Wrap(raw.WrittenSpan, t_compressed);
+            body = t_compressed.AsSpan(0, n).ToArray();
         }
         else body = raw.WrittenSpan.ToArray();
         return new Encoded(kind, codec, raw.WrittenCount, body, batch.Count);
@@ -126,9 +134,9 @@ public static class BatchCodec
 
             try
             {
-                if (kind == BodyKind.TraceEvents)
+                if (kind is BodyKind.TraceEvents or BodyKind.TraceEventsCompact)
                 {
-                    var events = TraceEventDecoder.Decode(raw, out int read);
+                    var events = kind == BodyKind.TraceEvents ? TraceEventDecoder.Decode(raw, out int read) : TraceEventDecoder.DecodeCompact(raw, out read);
                     if (read != rawLength) throw new StoreCorruptException($"{where}: {rawLength - read} trailing bytes after the events");
                     if (events is null || events.Length != count) throw new StoreCorruptException($"{where}: body holds {events?.Length ?? 0} events, header says {count}");
                     foreach (var e in events)

@@ -34,6 +34,64 @@ public static class TraceEventDecoder
         return events;
     }
 
+    /// <summary>Reads a <see cref="BodyKind.TraceEventsCompact"/> body (see <see cref="CompactTraceEventEncoder"/>).</summary>
+    public static TraceEvent[] DecodeCompact(ReadOnlyMemory<byte> raw, out int consumed)
+    {
+        var interner = t_interner ??= new Interner();
+        var r = new MessagePackReader(raw);
+        uint n = r.ReadUInt32();
+        // Each event takes at least 10 bytes: a hostile count cannot force a huge allocation.
+        if (n > raw.Length / 10 + 1) throw new MessagePackSerializationException($"event count {n} exceeds what {raw.Length} bytes can hold");
+        int ns = r.ReadArrayHeader();
+        if (ns > raw.Length - r.Consumed) throw new MessagePackSerializationException($"string count {ns} exceeds the bytes left");
+        var strings = new string[ns];
+        for (int i = 0; i < ns; i++)
+            strings[i] = interner.Read(ref r) ?? throw new MessagePackSerializationException($"string {i} of the table is nil");
+        var events = new TraceEvent[n];
+        long ts = 0, source = 0;
+        for (int i = 0; i < events.Length; i++)
+        {
+            if (r.TryReadNil()) throw new MessagePackSerializationException("null event");
+            ts = unchecked(ts + r.ReadInt64());
+            int cpu = r.ReadInt32();
+            int pid = r.ReadInt32();
+            string comm = Ref(ref r, strings) ?? "";
+            string name = Ref(ref r, strings) ?? "";
+            string? probe = Ref(ref r, strings);
+            source = unchecked(source + r.ReadInt64());
+            string? flags = Ref(ref r, strings);
+            EventField[] fields = TraceEvent.NoFields;
+            if (!r.TryReadNil())
+            {
+                int m = r.ReadArrayHeader();
+                if (m > 0)
+                {
+                    // Each field takes at least 4 bytes.
+                    if (m > (raw.Length - r.Consumed) / 4 + 1) throw new MessagePackSerializationException($"field count {m} exceeds the bytes left");
+                    fields = new EventField[m];
+                    for (int k = 0; k < m; k++)
+                    {
+                        string fname = Ref(ref r, strings) ?? "";
+                        byte kind = r.ReadByte();
+                        ulong bits = r.ReadUInt64();
+                        fields[k] = new EventField(fname, kind, bits, Ref(ref r, strings));
+                    }
+                }
+            }
+            events[i] = new TraceEvent { Timestamp = ts, Cpu = cpu, Pid = pid, Comm = comm, Name = name, Fields = fields, Probe = probe, Source = source, Flags = flags };
+        }
+        consumed = (int)r.Consumed;
+        return events;
+    }
+
+    static string? Ref(ref MessagePackReader r, string[] strings)
+    {
+        if (r.TryReadNil()) return null;
+        int i = r.ReadInt32();
+        if ((uint)i >= (uint)strings.Length) throw new MessagePackSerializationException($"string index {i} outside the table ({strings.Length} strings)");
+        return strings[i];
+    }
+
     static TraceEvent ReadEvent(ref MessagePackReader r, Interner interner)
     {
         if (r.TryReadNil()) throw new MessagePackSerializationException("null event");

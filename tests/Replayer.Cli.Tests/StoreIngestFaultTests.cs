@@ -110,7 +110,17 @@ public sealed class StoreIngestFaultTests(Xunit.Abstractions.ITestOutputHelper l
         long expected = 0;
         using (var r = TraceOpener.Open(trace, new TraceOpenOptions { Strict = true }))
             while (r.Read() != null) expected++;
-        foreach (var limitKb in new[] { 97, 333, 601 })
+        // The limits cut the segment early, midway and late: fractions of what the whole ingest writes.
+        var full = Path.Combine(_root, "fsz-full");
+        using (var p = Start(full, trace))
+        {
+            Assert.True(p.WaitForExit(120_000));
+            Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+        }
+        long fullBytes = new FileInfo(Path.Combine(full, "segments", SegmentFormat.SegmentFileName(0))).Length;
+        var limits = new[] { 0.15, 0.5, 0.85 }.Select(f => (int)(fullBytes * f / 1024)).Distinct().ToArray();
+        Assert.True(limits.Length == 3 && limits[0] > 0, $"the ingest writes {fullBytes} bytes: too few to cut at three places");
+        foreach (var limitKb in limits)
         {
             var store = Path.Combine(_root, "fsz-" + limitKb);
             var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

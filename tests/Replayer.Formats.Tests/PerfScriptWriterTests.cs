@@ -26,6 +26,17 @@ public class PerfScriptWriterTests
         return ms.ToArray();
     }
 
+    static string Ftrace(IEnumerable<TraceEvent> events, CaptureHeader header)
+    {
+        var ms = new MemoryStream();
+        using (var w = new FtraceTextWriter(ms, leaveOpen: true))
+        {
+            w.WriteHeader(header);
+            foreach (var e in events) w.Write(e);
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
     static List<TraceEvent> Read(byte[] text, out ITraceReader reader)
     {
         reader = TraceOpener.Open(new MemoryStream(text), new TraceOpenOptions { Strict = true, SourceName = "perf-script" });
@@ -58,9 +69,10 @@ public class PerfScriptWriterTests
         Assert.Equal(events.Count, back.Count);
         for (int i = 0; i < events.Count; i++)
             if (!events[i].Equals(back[i])) Assert.Fail($"event {i} differs:\n  {events[i]}\n  {back[i]}");
-        // text → perf script → text: writing what was read back gives the same bytes
+        // text → perf script → text: writing what was read back gives the same bytes, in either text format
         var again = Write(back, header, out _, out _);
         Assert.Equal(Encoding.UTF8.GetString(text), Encoding.UTF8.GetString(again));
+        Assert.Equal(Ftrace(events, header), Ftrace(back, header));
     }
 
     [Fact]

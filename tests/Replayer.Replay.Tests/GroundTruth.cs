@@ -9,7 +9,9 @@ namespace Replayer.Replay.Tests;
 /// </summary>
 public sealed partial class GroundTruth
 {
-    public sealed record Point(string Marker, long? APages, long? BPages);
+    /// <param name="FirstAfterPhase">No other marker since the phase was printed: the phase's values hold at
+    /// this marker even when the workload prints a phase after the marker that ends the step it measures.</param>
+    public sealed record Point(string Marker, long? APages, long? BPages, bool FirstAfterPhase = true);
 
     public List<Point> AtMarkers { get; } = [];
     public long? FinalA { get; private set; }
@@ -25,6 +27,7 @@ public sealed partial class GroundTruth
         if (!File.Exists(f)) return null;
         var g = new GroundTruth();
         long? a = null, b = null;
+        bool fresh = false;
         foreach (var line in File.ReadLines(f))
         {
             var m = PhaseLine().Match(line);
@@ -32,9 +35,10 @@ public sealed partial class GroundTruth
             {
                 long pages = long.Parse(m.Groups["bytes"].Value) / 4096;
                 if (m.Groups["cg"].Value == "A") a = pages; else { b = pages; g.AllB.Add(pages); }
+                fresh = true;
                 continue;
             }
-            if (line.StartsWith("### ", StringComparison.Ordinal)) g.AtMarkers.Add(new Point(line[4..].Trim(), a, b));
+            if (line.StartsWith("### ", StringComparison.Ordinal)) { g.AtMarkers.Add(new Point(line[4..].Trim(), a, b, fresh)); fresh = false; }
         }
         g.FinalA = a; g.FinalB = b;
         return g;

@@ -11,7 +11,7 @@ public class MutationTests
 {
     const int Points = 12;
 
-    public static IEnumerable<object[]> Small() => Captures.Traces(includeOffline: false);
+    public static IEnumerable<object[]> Small() => Captures.TextTraces(includeOffline: false);
 
     static HashSet<string> FindingIds(string path, List<DomainEvent> events) =>
         Captures.Audit(path, events).Findings.Select(f => f.InvariantId).ToHashSet();

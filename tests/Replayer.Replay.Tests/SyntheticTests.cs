@@ -91,6 +91,19 @@ public class SyntheticTests
     }
 
     [Fact]
+    public void Set_entries_of_a_kernel_with_34_pfn_bits_still_balance()
+    {
+        var s = Prologue();
+        s.Migrate(0x100, 0x200, A);
+        int i = s.Events.FindIndex(e => e is MigrationPteEvent { Set: true });
+        var set = (MigrationPteEvent)s.Events[i];
+        s.Events[i] = set with { Pfn = set.Pfn | (1UL << 34) }; // SWP_MIG young bit at SWP_PFN_BITS = 34
+        var r = s.Audit();
+        Assert.Empty(r.Findings);
+        Assert.Equal(VerdictStatus.Pass, r.Verdicts.Single(v => v.InvariantId == "migration-entry-balance").Status);
+    }
+
+    [Fact]
     public void Remap_before_commit_is_I2()
     {
         var s = Prologue();
@@ -128,7 +141,7 @@ public class SyntheticTests
         Assert.Equal(["migrate-summary-consistency"], Ids(s.Audit()));
     }
 
-    static Seq FailedMigration(bool freeDst)
+    static Seq FailedMigration(bool freeDst, int retries = 0)
     {
         var s = Prologue();
         ulong addr = 0x7f0000100000;
@@ -139,6 +152,12 @@ public class SyntheticTests
         s.Unmap(0x100, 0, A);
         s.Add(new MoveToNewFolioEvent { Function = "move_to_new_folio", Dst = PageRef.FromPfn(0x200), Src = PageRef.FromPfn(0x100) });
         s.Add(new FunctionReturnEvent { Function = "move_to_new_folio", Ret = -11 });
+        // 6.12 migrate_pages_batch: -EAGAIN keeps dst and retries the move with the same one
+        for (int i = 0; i < retries; i++)
+        {
+            s.Add(new MoveToNewFolioEvent { Function = "move_to_new_folio", Dst = PageRef.FromPfn(0x200), Src = PageRef.FromPfn(0x100) });
+            s.Add(new FunctionReturnEvent { Function = "move_to_new_folio", Ret = -11 });
+        }
         s.Map(0x100, -1, A);
         s.Add(new MigrationPteEvent { Set = false, Addr = addr, Pfn = 0x100 });
         if (freeDst) s.Add(new PageFreeEvent { Page = PageRef.FromPfn(0x200) });
@@ -155,6 +174,21 @@ public class SyntheticTests
         var leak = FailedMigration(freeDst: false).Audit();
         Assert.Equal(["migrate-summary-consistency"], Ids(leak));
         Assert.Contains("never freed", leak.Findings.Single().Explanation);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(9)]
+    public void Retries_that_reuse_a_dst_free_it_once_and_a_leak_is_one_I7(int retries)
+    {
+        var ok = FailedMigration(freeDst: true, retries).Audit(Era.Linux612);
+        Assert.Empty(ok.Findings);
+        Assert.Equal(1, ok.Verdicts.Single(v => v.InvariantId == "migrate-summary-consistency").Checked);
+        var leak = FailedMigration(freeDst: false, retries).Audit(Era.Linux612);
+        Assert.Equal(["migrate-summary-consistency"], Ids(leak));
+        var f = leak.Findings.Single();
+        Assert.Contains("dst pfn 0x200 ", f.Explanation);
+        Assert.Contains("never freed", f.Explanation);
     }
 
     [Fact]

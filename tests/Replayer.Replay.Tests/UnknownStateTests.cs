@@ -7,7 +7,7 @@ namespace Replayer.Replay.Tests;
 /// the dependent checks are skipped (and say so).</summary>
 public class UnknownStateTests
 {
-    public static IEnumerable<object[]> Small() => Captures.Traces(includeOffline: false);
+    public static IEnumerable<object[]> Small() => Captures.TextTraces(includeOffline: false);
 
     static int MigrationMiddle(List<DomainEvent> ev, int nth)
     {

@@ -56,6 +56,45 @@ public sealed class CodecTests
     }
 
     [Fact]
+    public void Compact_bodies_round_trip_arbitrary_events_and_are_what_batches_are_written_as()
+    {
+        var rng = new Random(4242);
+        for (int iter = 0; iter < 300; iter++)
+        {
+            var events = Enumerable.Range(0, rng.Next(1, 60)).Select(_ => RandomEvent(rng)).ToArray();
+            // Equal strings that are distinct objects, and the extremes of the delta-coded members.
+            if (iter % 3 == 0) events[0] = new TraceEvent { Timestamp = long.MinValue, Source = long.MaxValue, Comm = new string('c', 3), Name = "n", Fields = null! };
+            var enc = BatchCodec.Encode(EventBatch.Of(events), BodyCodec.None);
+            Assert.Equal(BodyKind.TraceEventsCompact, enc.Kind);
+            var (back, _) = BatchCodec.Decode(enc.Kind, enc.Codec, enc.RawLength, enc.Count, enc.Body, "t");
+            Assert.Equal(events.Length, back!.Length);
+            for (int i = 0; i < events.Length; i++)
+            {
+                var want = events[i].Fields is null ? new TraceEvent { Timestamp = events[i].Timestamp, Cpu = events[i].Cpu, Pid = events[i].Pid, Comm = events[i].Comm, Name = events[i].Name, Probe = events[i].Probe, Source = events[i].Source, Flags = events[i].Flags } : events[i];
+                TestEvents.AssertSame(want, back[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Bodies_of_the_first_format_still_decode()
+    {
+        var ev = TestEvents.Make(3000, seed: 5);
+        var buf = new ArrayBufferWriter<byte>();
+        TraceEventEncoder.Encode(buf, ev);
+        var raw = buf.WrittenSpan.ToArray();
+        var z = new ZstdSharp.Compressor(1).Wrap(raw).ToArray();
+        foreach (var (codec, body) in new[] { (BodyCodec.None, raw), (BodyCodec.Zstd, z) })
+        {
+            var (back, _) = BatchCodec.Decode(BodyKind.TraceEvents, codec, raw.Length, ev.Length, body, "v1");
+            for (int i = 0; i < ev.Length; i++) TestEvents.AssertSame(ev[i], back![i]);
+        }
+        // The compact form of the same batch is several times smaller before compression.
+        var compact = BatchCodec.Encode(EventBatch.Of(ev), BodyCodec.None);
+        Assert.True(compact.RawLength * 2 < raw.Length, $"compact {compact.RawLength} bytes vs {raw.Length}");
+    }
+
+    [Fact]
     public void Encode_decode_round_trips_batches_of_both_kinds()
     {
         var ev = TestEvents.Make(5000, seed: 9);

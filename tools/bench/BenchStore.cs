@@ -71,21 +71,24 @@ public sealed class BenchStore : IBenchmark
         PostgresEventStore? pgStore = null;
         try
         {
-            // Warm-up on a small store so that JIT time is not measured.
+            // Warm-up (32 batches on a scratch store) so that tier-0 JIT code is not what is measured.
             var warm = dir + "-warm";
             using (var s = EmbeddedEventStore.Open(warm))
             {
-                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                Append(s, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
                 Read(s, "warm");
             }
             Directory.Delete(warm, true);
 
+            Settle();
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 var cpu = Cpu();
+                var pause = GC.GetTotalPauseDuration();
+                int gen2 = GC.CollectionCount(2);
                 var t = Append(s, "capture-bench", events, batch);
                 cpu = Cpu() - cpu;
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s)");
+                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s, {GC.CollectionCount(2) - gen2} gen2)");
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
@@ -95,7 +98,8 @@ public sealed class BenchStore : IBenchmark
                 var schema = "bench_" + Guid.NewGuid().ToString("N")[..8];
                 var spec = pg + (pg.Contains("://", StringComparison.Ordinal) ? (pg.Contains('?') ? "&" : "?") + "schema=" + schema : ";schema=" + schema);
                 pgStore = PostgresEventStore.Open(spec);
-                Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 4)).ToArray(), batch);
+                Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
+                Settle();
                 var cpu = Cpu();
                 var t = Append(pgStore, "capture-bench", events, batch);
                 cpu = Cpu() - cpu;
@@ -105,7 +109,7 @@ public sealed class BenchStore : IBenchmark
 
             // Readers do not hold the source capture in memory: drop it before measuring reads.
             events = null!;
-            GC.Collect(2, GCCollectionMode.Forced, true, true);
+            Settle();
 
             using (var s = EmbeddedEventStore.Open(dir))
             {
@@ -169,10 +173,34 @@ public sealed class BenchStore : IBenchmark
             int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
             sw.Restart();
             long m = 0;
-            foreach (var r in raws) m += TraceEventDecoder.Decode(r, out _).Length;
+            foreach (var r in raws) m += TraceEventDecoder.DecodeCompact(r, out _).Length;
             double decOnly = sw.Elapsed.TotalSeconds;
             Console.WriteLine($"  decode allocated {(GC.GetTotalAllocatedBytes(true) - alloc0) / (double)m:F0} bytes/event, GC pauses {(GC.GetTotalPauseDuration() - pause0).TotalSeconds:F3}s, {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2 collections");
             Console.WriteLine($"  zstd decompress {dzWall:F3}s, MessagePack skip {skipWall:F3}s, TraceEventDecoder {decOnly:F3}s ({m / decOnly / 1e6:F2} M/s)");
+            // Encode phases, one thread: MessagePack (compact body), zstd, CRC-32C of the compressed body.
+            var rawBuf = new System.Buffers.ArrayBufferWriter<byte>(1 << 20);
+            var cz = new ZstdSharp.Compressor(BatchCodec.ZstdLevel);
+            var zout = new byte[64 << 20];
+            double tMp = 0, tZ = 0, tCrc = 0;
+            long rawTotal = 0;
+            uint crcSink = 0;
+            var ph = new Stopwatch();
+            foreach (var b in batches)
+            {
+                ph.Restart();
+                rawBuf.ResetWrittenCount();
+                CompactTraceEventEncoder.Encode(rawBuf, b.TraceEvents!);
+                tMp += ph.Elapsed.TotalSeconds;
+                rawTotal += rawBuf.WrittenCount;
+                ph.Restart();
+                int zn = cz.Wrap(rawBuf.WrittenSpan, zout);
+                tZ += ph.Elapsed.TotalSeconds;
+                ph.Restart();
+                crcSink ^= Crc32C.Compute(zout.AsSpan(0, zn));
+                tCrc += ph.Elapsed.TotalSeconds;
+            }
+            GC.KeepAlive(crcSink);
+            Console.WriteLine($"  encode phases: MessagePack {tMp:F3}s ({rawTotal / (double)events.Length:F1} raw bytes/event), zstd level {BatchCodec.ZstdLevel} {tZ:F3}s, CRC-32C {tCrc:F3}s");
             Console.WriteLine($"codec #{rep + 1}: encode (MessagePack + zstd) {events.Length / encWall / 1e6:F2} M events/s wall, {events.Length / encCpu / 1e6:F2} M/s per CPU-second; decode (zstd + MessagePack) {n / decWall / 1e6:F2} M events/s wall, {n / decCpu / 1e6:F2} M/s per CPU-second; {enc.Sum(e => (long)e.Body.Length) / 1e6:F1} MB compressed of {enc.Sum(e => (long)e.RawLength) / 1e6:F1} MB");
         }
     }
@@ -219,6 +247,15 @@ public sealed class BenchStore : IBenchmark
         }
         GC.KeepAlive(check);
         return (sw.Elapsed.TotalSeconds, n);
+    }
+
+    /// <summary>A full blocking collection before a measured phase, so that no background GC of the loading
+    /// phase's garbage runs during it.</summary>
+    static void Settle()
+    {
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
     }
 
     static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;

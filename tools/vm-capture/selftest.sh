@@ -3,6 +3,11 @@
 # needs root-free qemu, Debian's apt and minutes of CPU).
 #
 #   tools/vm-capture/selftest.sh [OUTDIR] [-- VM-CAPTURE-OPTIONS...]
+#   tools/vm-capture/selftest.sh --check-only OUTDIR [-- --tool TOOL]   steps 1 and 3 on an existing bundle
+#
+# VM-CAPTURE-OPTIONS may include --tool ftrace|trace-cmd|perf: the trace checked is then trace.txt,
+# trace.dat or perf.data; for the binary ones the memcg-probe pids come from memcg_probes.txt (perf cannot
+# record trace_marker) and the rmap events from `replayer convert --to ftrace`.
 #
 # 1. builds the replayer CLI (Release) unless REPLAYER_BIN names a replayer executable or dll;
 # 2. runs tools/vm-capture/vm-capture -o OUTDIR (default: a new temporary folder) with the options given;
@@ -19,7 +24,8 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-OUT=""
+OUT=""; CHECKONLY=0
+if [ $# -gt 0 ] && [ "$1" = "--check-only" ]; then CHECKONLY=1; shift; [ $# -gt 0 ] || { echo "selftest: --check-only needs OUTDIR" >&2; exit 2; }; fi
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then OUT=$1; shift; fi
 [ $# -gt 0 ] && [ "$1" = "--" ] && shift
 [ -n "$OUT" ] || OUT=$(mktemp -d "${TMPDIR:-/tmp}/vm-capture-selftest.XXXXXX")
@@ -33,21 +39,25 @@ else
 fi
 replayer() { case "$RB" in *.dll) dotnet "$RB" "$@" ;; *) "$RB" "$@" ;; esac; }
 
+TOOL=ftrace; prev=""
+for a in "$@"; do [ "$prev" = --tool ] && TOOL=$a; prev=$a; done
+case "$TOOL" in ftrace) TRACE=trace.txt ;; trace-cmd) TRACE=trace.dat ;; perf) TRACE=perf.data ;; *) echo "selftest: bad --tool $TOOL" >&2; exit 2 ;; esac
 start=$(date +%s)
-"$HERE/vm-capture" -o "$OUT" "$@"
-vrc=$?
+if [ $CHECKONLY = 1 ]; then vrc=0; else "$HERE/vm-capture" -o "$OUT" "$@"; vrc=$?; fi
 echo "selftest: vm-capture exit $vrc after $(( $(date +%s) - start ))s, bundle in $OUT"
 [ $vrc -eq 0 ] || { echo "FAIL vm-capture produced no bundle"; exit 1; }
 
-replayer check --json "$OUT/trace.txt" > "$OUT/check.json"
+replayer check --json "$OUT/$TRACE" > "$OUT/check.json"
 crc=$?
-replayer check "$OUT/trace.txt" > "$OUT/check.txt"
+replayer check "$OUT/$TRACE" > "$OUT/check.txt"
+if [ "$TRACE" = trace.txt ]; then TEXT=$OUT/trace.txt
+else TEXT=$OUT/$TRACE.txt; replayer convert "$OUT/$TRACE" --to ftrace -o "$TEXT" || echo "selftest: replayer convert failed"; fi
 cat "$OUT/check.txt"
 echo "selftest: replayer check exit $crc"
 
-python3 - "$OUT" "$crc" <<'EOF'
+python3 - "$OUT" "$crc" "$TEXT" <<'EOF'
 import json, re, sys, os
-out, crc = sys.argv[1], int(sys.argv[2])
+out, crc, text = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ok = True
 def verdict(cond, what):
     global ok
@@ -74,16 +84,32 @@ probe = re.compile(r"replayer-capture: memcg-probe cgroup=(\S+) pid=(\d+)")
 # file-rmap-add kprobes: rt:file_rmap_add (page_add_file_rmap, 6.1), rt:folio_add_file_rmap_ptes|pmd (6.12)
 rmap = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\].*\b(?:file_rmap_add|folio_add_file_rmap_\w+):.*\bmemcg=(0x[0-9a-f]+)")
 after_marker, votes = {}, {}
-with open(os.path.join(out, "trace.txt")) as f:
+# memcg_probes.txt ("PATH PID" per marker) serves traces without the trace_marker line (perf): the marker's
+# events before its exec are its shell's (busybox, root memcg), so there the memcg of the marker pid's last
+# rmap-add event counts (the exec'd copy is the last thing it maps)
+from_file, last = {}, {}
+probes = os.path.join(out, "memcg_probes.txt")
+if os.path.exists(probes):
+    for line in open(probes):
+        cg, pid = line.split()
+        from_file[pid] = os.path.basename(cg)
+with open(text) as f:
     for line in f:
         m = probe.search(line)
         if m:
             after_marker[m.group(2)] = os.path.basename(m.group(1))
             continue
         m = rmap.match(line)
-        if m and m.group(1) in after_marker and m.group(2) != "0x0":
-            c = votes.setdefault(after_marker[m.group(1)], {})
-            c[m.group(2)] = c.get(m.group(2), 0) + 1
+        if m and m.group(2) != "0x0":
+            if m.group(1) in after_marker:
+                c = votes.setdefault(after_marker[m.group(1)], {})
+                c[m.group(2)] = c.get(m.group(2), 0) + 1
+            elif m.group(1) in from_file:
+                last[m.group(1)] = m.group(2)
+for pid, cg in from_file.items():
+    if cg not in votes and pid in last:
+        print(f"selftest: {cg}: no memcg-probe marker line in the trace; memcg of pid {pid}'s last rmap-add event")
+        votes[cg] = {last[pid]: 1}
 memcgs = {m["memcg"]: m for m in chk["memcgs"]}
 truth = {t["cgroup"]: t for t in chk["ground_truth"]}
 verdict(len(truth) >= 2, f"ground truth for the workload's cgroups ({sorted(truth)})")

@@ -22,9 +22,10 @@ public static class CheckCommand
         var json = new Option<bool>("--json") { Description = "Print the audit result as JSON" };
         var era = new Option<string?>("--era") { Description = "Force the kernel era: 2.6.34, 2.6.35, 6.1, 6.12, 6.13 (default: detected)" };
         var store = IngestCommand.StoreOption();
+        var lenient = new Option<bool>("--lenient") { Description = "Count lines that are not understood (reported as reader counters) instead of stopping at the first one" };
         var noSave = new Option<bool>("--no-save") { Description = "With a store: do not append the audit result to the stream audit-<capture id>" };
-        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings. With --store (or $REPLAYER_STORE) the trace is ingested first and the result is appended to audit-<capture id>") { file, json, era, store, noSave };
-        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), !pr.GetValue(noSave))));
+        var cmd = new Command("check", "Audit FILE_MAPPED accounting and the migration protocol (invariants I1–I7); exit 1 when there are findings. With --store (or $REPLAYER_STORE) the trace is ingested first and the result is appended to audit-<capture id>") { file, json, era, store, noSave, lenient };
+        cmd.SetAction(pr => CliRunner.Run(() => Run(pr.GetValue(file)!, pr.GetValue(json), pr.GetValue(era), Console.Out, pr.GetValue(store), !pr.GetValue(noSave), !pr.GetValue(lenient))));
         return cmd;
     }
 
@@ -34,13 +35,24 @@ public static class CheckCommand
 
     static bool IsStoredCapture(string arg) => StoredCapture.Names(arg);
 
-    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and ground truth come from
-    /// the folder the capture was ingested from when it still exists (metadata <c>sourcePath</c>).</summary>
-    public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null)
+    /// <summary>Audits a capture stream of the store. Kprobe definitions, uname and formats come from the capture
+    /// context stored with it (metadata <c>context</c>); for captures stored without one, from the folder it was
+    /// ingested from when that still exists (metadata <c>sourcePath</c>).</summary>
+    public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, Action<DomainEvent, ReplayState>? applied = null) =>
+        AuditStored(store, streamName, era, out _, applied);
+
+    /// <inheritdoc cref="AuditStored(IEventStore, string, Era?, Action{DomainEvent, ReplayState}?)"/>
+    /// <param name="truth">the ground truth stored with the capture (memory.stat before/after).</param>
+    public static AuditResult AuditStored(IEventStore store, string streamName, Era? era, out List<CgroupTruth> truth, Action<DomainEvent, ReplayState>? applied = null)
     {
         using var capture = StoredCapture.Open(store, streamName);
+        truth = GroundTruth(capture.GroundTruthFiles);
         var header = new CaptureHeader { KernelRelease = capture.KernelRelease };
-        var r = Replay.Audit.Run(capture.Events(), new AuditOptions { TracePath = capture.TracePath, Header = header, Era = era, Applied = applied });
+        // the context stored at ingest, never the current disk; the source folder only for captures stored without one
+        var r = Replay.Audit.Run(capture.Events(), new AuditOptions
+        {
+            Context = capture.Context, TracePath = capture.Context == null ? capture.TracePath : null, Header = header, Era = era, Applied = applied,
+        });
         return r with { Source = capture.StreamName };
     }
 
@@ -75,10 +87,10 @@ public static class CheckCommand
     }
 
     /// <summary>Runs the audit of a trace file.</summary>
-    public static AuditResult Audit(string path, Era? era, Action<DomainEvent, ReplayState>? applied = null)
+    public static AuditResult Audit(string path, Era? era, Action<DomainEvent, ReplayState>? applied = null, bool strict = false)
     {
         if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
-        using var r = TraceOpener.Open(path);
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
         IEnumerable<TraceEvent> Events() { while (r.Read() is { } e) yield return e; }
         try
         {
@@ -90,25 +102,31 @@ public static class CheckCommand
         }
     }
 
+    /// <summary>Ground truth from the <c>memory.stat.&lt;cgroup&gt;.{before,after}</c> files beside a trace.</summary>
     public static List<CgroupTruth> GroundTruth(string tracePath)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(tracePath))!;
+        return GroundTruth(Directory.GetFiles(dir, "memory.stat.*").ToDictionary(f => Path.GetFileName(f), File.ReadAllText, StringComparer.Ordinal));
+    }
+
+    /// <summary>Ground truth from <c>memory.stat.&lt;cgroup&gt;.{before,after}</c> contents by file name (a folder's or a stored capture's).</summary>
+    public static List<CgroupTruth> GroundTruth(IReadOnlyDictionary<string, string> files)
+    {
         var list = new List<CgroupTruth>();
-        foreach (var before in Directory.GetFiles(dir, "memory.stat.*.before").Order(StringComparer.Ordinal))
+        foreach (var (before, text) in files.Where(kv => kv.Key.StartsWith("memory.stat.", StringComparison.Ordinal) && kv.Key.EndsWith(".before", StringComparison.Ordinal)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            var after = before[..^".before".Length] + ".after";
-            if (!File.Exists(after)) continue;
-            long? b = FileMapped(before), a = FileMapped(after);
+            if (!files.TryGetValue(before[..^".before".Length] + ".after", out var afterText)) continue;
+            long? b = FileMapped(text), a = FileMapped(afterText);
             if (b == null || a == null) continue;
-            var name = Path.GetFileName(before)["memory.stat.".Length..^".before".Length];
+            var name = before["memory.stat.".Length..^".before".Length];
             list.Add(new CgroupTruth(name, b.Value / 4096, a.Value / 4096));
         }
         return list;
     }
 
-    static long? FileMapped(string f)
+    static long? FileMapped(string memoryStat)
     {
-        foreach (var line in File.ReadLines(f))
+        foreach (var line in memoryStat.Split('\n'))
         {
             var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length == 2 && parts[0] is "file_mapped" or "mapped_file" && long.TryParse(parts[1], out var v)) return v;
@@ -116,7 +134,7 @@ public static class CheckCommand
         return null;
     }
 
-    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = true)
+    public static int Run(string path, bool json, string? era, TextWriter output, string? storeSpec = null, bool save = true, bool strict = true)
     {
         var forced = ParseEra(era);
         AuditResult result;
@@ -126,8 +144,7 @@ public static class CheckCommand
         if (IsStoredCapture(path))
         {
             using var store = StoreFactory.Open(storeSpec, readOnly: !save);
-            result = AuditStored(store, path, forced);
-            truth = [];
+            result = AuditStored(store, path, forced, out truth);
             if (save) saved = Save(store, StoredCapture.StreamNameOf(path)[IngestCommand.StreamPrefix.Length..], result);
         }
         else if (storeSpec != null)
@@ -135,14 +152,13 @@ public static class CheckCommand
             if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
             using var store = StoreFactory.Open(storeSpec);
             // Event-sourced: the capture is stored once and every audit replays the stored events.
-            var id = IngestCommand.IngestOne(store, path, strict: true, Console.Error);
-            result = AuditStored(store, IngestCommand.StreamPrefix + id, forced);
-            truth = GroundTruth(path);
+            var id = IngestCommand.IngestOne(store, path, strict, Console.Error);
+            result = AuditStored(store, IngestCommand.StreamPrefix + id, forced, out truth);
             if (save) saved = Save(store, id, result);
         }
         else
         {
-            result = Audit(path, forced);
+            result = Audit(path, forced, strict: strict);
             truth = GroundTruth(path);
         }
         result = MatchGroundTruth(result, truth);

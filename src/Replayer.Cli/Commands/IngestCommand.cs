@@ -14,7 +14,8 @@ namespace Replayer.Cli.Commands;
 /// <summary>
 /// <c>replayer ingest FILE... [--store DIR|URL]</c>: parses each trace and appends it, all or nothing,
 /// to its own stream <c>capture-&lt;first 16 hex of sha256(file)&gt;</c> with metadata (source, size, hash,
-/// format, kernel, events per name, reader counters, ground-truth files found beside the trace).
+/// format, kernel, events per name, reader counters, capture context (kprobe_events.txt, uname.txt,
+/// kallsyms_bases.txt, formats/), ground-truth files found beside the trace).
 /// Re-ingesting the same bytes is a no-op.
 /// </summary>
 public static class IngestCommand
@@ -182,6 +183,9 @@ public static class IngestCommand
             }
             w.WriteEndObject();
             w.WriteEndObject();
+            // the capture context, so audits of the stored capture never need the folder it came from
+            w.WritePropertyName("context");
+            Replayer.Replay.CaptureFiles.Collect(path).WriteJson(w);
             w.WriteStartObject("groundTruth");
             var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
             var found = GroundTruthPatterns.SelectMany(p => Directory.EnumerateFiles(dir, p)).Distinct().OrderBy(f => f, StringComparer.Ordinal);

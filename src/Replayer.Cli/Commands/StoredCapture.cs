@@ -26,6 +26,9 @@ public sealed class StoredCapture : IDisposable
     public CaptureHeader Header { get; } = new();
     public ReadStats Stats { get; } = new();
     public ulong EventCount { get; }
+    /// <summary>Capture context stored at ingest (kprobe_events.txt, uname.txt, kallsyms_bases.txt, formats/; metadata
+    /// <c>context</c>); null for captures ingested before it was stored. Audits prefer it to the source folder.</summary>
+    public Replayer.Replay.CaptureFiles? Context { get; }
     /// <summary>Ground-truth files stored with the capture (name → content).</summary>
     public Dictionary<string, string> GroundTruthFiles { get; } = new(StringComparer.Ordinal);
 
@@ -91,6 +94,7 @@ public sealed class StoredCapture : IDisposable
         if (root.TryGetProperty("groundTruth", out var gt) && gt.ValueKind == JsonValueKind.Object)
             foreach (var p in gt.EnumerateObject())
                 if (p.Value.ValueKind == JsonValueKind.String) GroundTruthFiles[p.Name] = p.Value.GetString()!;
+        if (root.TryGetProperty("context", out var ctx)) Context = Replayer.Replay.CaptureFiles.FromJson(ctx);
         TracePath = SourcePath != null && Directory.Exists(Path.GetDirectoryName(SourcePath)) ? SourcePath : null;
     }
 

@@ -40,7 +40,7 @@ public sealed class RingLayout
         }
         if (dOff < 0 || tsSize is not (4 or 8) || cSize is not (4 or 8) || dOff >= pageSize || tsOff + tsSize > dOff || cOff + cSize > dOff)
             TraceInputException.ThrowAtOffset(source, offset, "header_page with timestamp, commit and data fields inside the page",
-                TraceInputException.Excerpt(headerPage));
+                headerPage);
         int pad = 29, ext = 30, stamp = 31, max = 28;
         foreach (var raw in headerEvent.Split('\n'))
         {

@@ -7,7 +7,7 @@ namespace Replayer.Replay.Invariants;
 /// window: <c>nr_succeeded</c> ≥ pages of folios whose last attempt succeeded, and <c>nr_failed</c> ≥
 /// pages of folios whose last attempt failed (folios freed under us succeed without any event, so
 /// only lower bounds are checkable). Every dst allocated for a failed attempt must be freed before
-/// the call returns.
+/// the call returns (once, after any retries that reuse it).
 /// </summary>
 public sealed class MigrateSummaryConsistency : IInvariant
 {
@@ -42,10 +42,17 @@ public sealed class MigrateSummaryConsistency : IInvariant
         if (end.Succeeded < ok)
             ctx.Report(this, ReplayContext.MakeFinding(end, $"mm_migrate_pages reports nr_succeeded={end.Succeeded} but {ok} pages were seen to migrate successfully in this call",
                 [], null, [w.Start, .. okEv, end]));
-        // every dst allocated for a failed attempt goes back to the allocator before migrate_pages returns
+        // every dst allocated for a failed attempt goes back to the allocator before migrate_pages returns;
+        // retries of one src may reuse the dst (6.12 -EAGAIN), so a leak is reported once per dst pfn, for
+        // the last failed attempt that used it
+        var leaked = new Dictionary<ulong, MigrationAttempt>();
         foreach (var a in w.Attempts)
         {
             if (a.Outcome != MigrationOutcome.Failed || a.DstPfn == PageRef.NoPfn || a.DstFreed || a.Tainted) continue;
+            leaked[a.DstPfn] = a;
+        }
+        foreach (var a in leaked.Values)
+        {
             ctx.Report(this, ReplayContext.MakeFinding(end, $"dst pfn 0x{a.DstPfn:x} of a failed migration of pfn 0x{a.SrcPfn:x} was never freed in this migrate_pages call",
                 [a.SrcPfn, a.DstPfn], a.SrcMemcg, [a.MoveEvent, a.OutcomeEvent, end]));
         }

@@ -31,6 +31,11 @@ public sealed class ModernAdapter : IEraAdapter
             }
             case PageFreeEvent f when f.IsActualFree:
             {
+                // every attempt of an open window that used this pfn as its dst has had it freed, whichever
+                // attempt used it last (its page's attempt is only the latest, and may have ended already)
+                foreach (var win in s.Windows.Values)
+                    if (win.UnfreedDsts.Remove(f.Page.Pfn, out var users))
+                        foreach (var u in users) u.DstFreed = true;
                 if (s.Pages.TryGetValue(f.Page.Pfn, out var p))
                 {
                     if (p.Attempt is { } named && named.DstPfn == p.Pfn) named.DstFreed = true;
@@ -173,11 +178,15 @@ public sealed class ModernAdapter : IEraAdapter
         s.Windows.TryGetValue(pte.Pid, out var w);
         if (pte.Set)
         {
-            var at = s.AttemptOfSrc(pte.Pfn);
+            ulong pfn = pte.Pfn;
+            var at = s.AttemptOfSrc(pfn);
+            // A kernel without 5-level paging configured has SWP_PFN_BITS = 34: its SWP_MIG young/dirty
+            // bits sit at 34/35, inside the 40 bits the decoder keeps. The src of the attempt disambiguates.
+            if (at == null && pfn >> 34 != 0 && s.AttemptOfSrc(pfn & ((1UL << 34) - 1)) is { } narrow) { at = narrow; pfn = narrow.SrcPfn; }
             if (at != null) at.SetEntries++;
             if (w != null)
             {
-                var key = (pte.Addr, pte.Pfn);
+                var key = (pte.Addr, pfn);
                 w.OpenEntries[key] = w.OpenEntries.TryGetValue(key, out var c) ? (c.Count + 1, c.First) : (1, pte);
             }
             return;
@@ -205,6 +214,11 @@ public sealed class ModernAdapter : IEraAdapter
         at.MoveEvent = e;
         if (dst.HasPfn)
         {
+            if (at.DstPfn != dst.Pfn && at.Window is { } w)
+            {
+                if (!w.UnfreedDsts.TryGetValue(dst.Pfn, out var users)) w.UnfreedDsts[dst.Pfn] = users = [];
+                users.Add(at);
+            }
             at.DstPfn = dst.Pfn;
             var dp = s.Page(dst.Pfn);
             if (dp.Alloc == AllocState.Unknown) dp.Alloc = AllocState.Allocated;
