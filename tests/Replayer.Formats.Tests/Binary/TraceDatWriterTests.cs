@@ -16,7 +16,11 @@ public class TraceDatWriterTests
 {
     public static TheoryData<string> RawCaptures => new("6.1-ext4-basic", "6.12-ext4-basic");
 
-    static string RawText(string capture) => Repo.Trace(capture, "ftrace", "trace.txt.zst");
+    /// <summary>Raw ftrace captures, including the VM captures (trace.txt.zst at the top of the capture).</summary>
+    public static TheoryData<string> AllRawCaptures => new("6.1-ext4-basic", "6.12-ext4-basic", "vmcap-6.1-ext4-fail", "vmcap-6.12-ext4-fail");
+
+    static string RawText(string capture) =>
+        File.Exists(Repo.Trace(capture, "ftrace", "trace.txt.zst")) ? Repo.Trace(capture, "ftrace", "trace.txt.zst") : Repo.Trace(capture, "trace.txt.zst");
 
     static List<TraceEvent> ReadText(string path, CaptureContext capture)
     {
@@ -58,7 +62,7 @@ public class TraceDatWriterTests
     }
 
     [Theory]
-    [MemberData(nameof(RawCaptures))]
+    [MemberData(nameof(AllRawCaptures))]
     public void Raw_capture_round_trips_text_to_trace_dat_to_text_exactly(string capture)
     {
         var path = RawText(capture);
