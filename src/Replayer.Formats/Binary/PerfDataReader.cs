@@ -55,6 +55,10 @@ public sealed class PerfDataReader : ITraceReader
     readonly List<Attr> _attrs = new();
     readonly Dictionary<ulong, Attr> _byId = new();
     readonly Dictionary<int, EventDecoder> _decoders = new();
+    /// <summary>Decoders of the event formats read so far (the tracing data comes before the first sample).</summary>
+    public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
+    /// <summary>Kallsyms of the tracing data, when perf stored any.</summary>
+    public Kallsyms? Kallsyms => _kallsyms;
     readonly Dictionary<int, string> _comms = new();
     Kallsyms? _kallsyms;
     int _longSize = 8;

@@ -83,7 +83,12 @@ public sealed class TraceDatWriter : IDisposable
         if (!_byName.TryGetValue(e.Name, out var enc)) _byName[e.Name] = enc = CreateEncoder(e);
         enc.LastDiff = null;
         var rec = enc.Encode(e, _syms, out string? lossy);
-        if (lossy == null && e.Comm.Length > 0)
+        if (lossy == null && e.Pid == 0 && e.Comm.Length > 0 && e.Comm != "<idle>")
+        {
+            lossy = "comm"; // readers (trace-cmd too) print pid 0 as <idle> whatever cmdlines say
+            enc.LastDiff = $"pid 0 is {e.Comm}, reads back as <idle>";
+        }
+        else if (lossy == null && e.Comm.Length > 0)
         {
             // Saved cmdlines hold one comm per pid: the most frequent one is kept (in Finish), the others are lossy.
             if (!_commCounts.TryGetValue(e.Pid, out var counts)) _commCounts[e.Pid] = counts = new Dictionary<string, long>(1, StringComparer.Ordinal);
@@ -673,8 +678,9 @@ public static class TraceDatWriterSetup
                 catch (TraceInputException) { } // CaptureContext reports unreadable format files
             }
         if (reader is TraceDatReader { Kallsyms: { } ks }) o.Kallsyms = ks.Text + o.Kallsyms;
-        if (reader is TraceDatReader td)
-            foreach (var d in td.Decoders.Values)
+        if (reader is PerfDataReader { Kallsyms: { } pks } && o.Kallsyms == null) o.Kallsyms = pks.Text;
+        var decoders = reader switch { TraceDatReader t => t.Decoders.Values, PerfDataReader p => p.Decoders.Values, _ => Enumerable.Empty<EventDecoder>() };
+        foreach (var d in decoders)
                 if (!o.Formats.Any(f => f.FullName == d.Format.FullName)) o.Formats.Add(d.Format);
         // kallsyms_bases.txt holds the addresses of kernel variables (not their values): kallsyms lines.
         if (capture.KallsymsBases.Count > 0 && reader is not TraceDatReader { Kallsyms: not null })

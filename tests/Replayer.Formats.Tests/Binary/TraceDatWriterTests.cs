@@ -16,7 +16,11 @@ public class TraceDatWriterTests
 {
     public static TheoryData<string> RawCaptures => new("6.1-ext4-basic", "6.12-ext4-basic");
 
-    static string RawText(string capture) => Repo.Trace(capture, "ftrace", "trace.txt.zst");
+    /// <summary>Raw ftrace captures, including the VM captures (trace.txt.zst at the top of the capture).</summary>
+    public static TheoryData<string> AllRawCaptures => new("6.1-ext4-basic", "6.12-ext4-basic", "vmcap-6.1-ext4-fail", "vmcap-6.12-ext4-fail");
+
+    static string RawText(string capture) =>
+        File.Exists(Repo.Trace(capture, "ftrace", "trace.txt.zst")) ? Repo.Trace(capture, "ftrace", "trace.txt.zst") : Repo.Trace(capture, "trace.txt.zst");
 
     static List<TraceEvent> ReadText(string path, CaptureContext capture)
     {
@@ -58,7 +62,7 @@ public class TraceDatWriterTests
     }
 
     [Theory]
-    [MemberData(nameof(RawCaptures))]
+    [MemberData(nameof(AllRawCaptures))]
     public void Raw_capture_round_trips_text_to_trace_dat_to_text_exactly(string capture)
     {
         var path = RawText(capture);
@@ -149,6 +153,33 @@ public class TraceDatWriterTests
                 Assert.True(original[i] == report[i], $"line {i}\n original:  {original[i]}\n rewritten: {report[i]}");
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Perf_data_input_embeds_its_own_formats_and_reads_back_with_only_exec_comms_lossy()
+    {
+        var path = Repo.Trace("6.1-ext4-basic", "perf", "perf.data.zst");
+        var source = new List<TraceEvent>();
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true, Capture = CaptureContext.None });
+        Assert.IsType<PerfDataReader>(r);
+        var first = r.Read();
+        var opt = TraceDatWriterSetup.From(CaptureContext.None, r);
+        Assert.NotEmpty(opt.Formats); // from perf.data's tracing data, not from a formats/ folder
+        for (var e = first; e != null; e = r.Read()) source.Add(e);
+        var (bytes, w) = Write(source, opt);
+        Assert.Empty(w.SynthesizedFormats);
+        Assert.Equal(["comm"], w.Lossy.Keys); // pids that exec'd (perf-exec -> migwl) keep one comm
+        var back = ReadDat(bytes, w.SymbolValues);
+        var want = ByTime(source);
+        Assert.Equal(want.Count, back.Count);
+        int commDiffs = 0;
+        var pairs = new HashSet<string>();
+        for (int i = 0; i < want.Count; i++)
+        {
+            if (want[i].Comm != back[i].Comm) { commDiffs++; pairs.Add($"{want[i].Pid}:[{want[i].Comm}]->[{back[i].Comm}]"); Assert.Equal(want[i], new TraceEvent { Timestamp = back[i].Timestamp, Cpu = back[i].Cpu, Pid = back[i].Pid, Comm = want[i].Comm, Name = back[i].Name, Fields = back[i].Fields, Probe = back[i].Probe, Flags = back[i].Flags }); }
+            else Assert.Equal(want[i], back[i]);
+        }
+        Assert.True(w.LossyEvents == commDiffs, string.Join(" ", pairs));
     }
 
     [Fact]
