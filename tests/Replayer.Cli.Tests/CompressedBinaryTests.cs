@@ -15,25 +15,7 @@ public class CompressedBinaryTests : IDisposable
     readonly string _tmp = Repo.TempDir("cli-compressed");
     public void Dispose() => Directory.Delete(_tmp, true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            var task = Task.Run(() => Program.Main(args));
-            if (!task.Wait(TimeSpan.FromMinutes(2))) Assert.Fail("replayer " + string.Join(' ', args) + " hung");
-            return (task.Result, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     public static IEnumerable<object[]> PerfDataZst() =>
         Repo.RealCaptures().Where(d => File.Exists(Path.Combine(d, "perf", "perf.data.zst"))).Select(d => new object[] { Path.GetFileName(d) });

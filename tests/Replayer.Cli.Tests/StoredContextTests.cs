@@ -12,25 +12,7 @@ public class StoredContextTests : IDisposable
     readonly string _tmp = Repo.TempDir("cli-context");
     public void Dispose() => Directory.Delete(_tmp, true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            var task = Task.Run(() => Program.Main(args));
-            if (!task.Wait(TimeSpan.FromMinutes(2))) Assert.Fail("replayer " + string.Join(' ', args) + " hung");
-            return (task.Result, o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
     static void CopyTree(string src, string dst)
     {

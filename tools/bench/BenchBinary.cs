@@ -18,7 +18,7 @@ public sealed class BenchBinary : IBenchmark
 
     public int Run(string[] args)
     {
-        string root = FindRoot();
+        string root = BenchMain.RepoRoot;
         string dat = args.Length > 0 ? args[0] : Path.Combine(root, "traces", "6.1-ext4-large", "tracecmd", "trace.dat");
         string perfIn = args.Length > 1 ? args[1] : Path.Combine(root, "traces", "6.1-ext4-basic", "perf", "perf.data.zst");
         string perf = perfIn;
@@ -110,10 +110,4 @@ public sealed class BenchBinary : IBenchmark
     static string? Tool(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
 
-    static string FindRoot()
-    {
-        var d = new DirectoryInfo(AppContext.BaseDirectory);
-        while (d != null && !File.Exists(Path.Combine(d.FullName, "Replayer.sln"))) d = d.Parent;
-        return d?.FullName ?? Directory.GetCurrentDirectory();
-    }
 }

@@ -13,6 +13,21 @@ public interface IBenchmark
 
 public static class BenchMain
 {
+    /// <summary>The repository root (the folder with Replayer.sln above the benchmark binary or the working directory).</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+                for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
+                    if (File.Exists(Path.Combine(d.FullName, "Replayer.sln"))) return d.FullName;
+            throw new InvalidOperationException("run from inside the repository (Replayer.sln not found)");
+        }
+    }
+
+    /// <summary>A path under the repository root, e.g. <c>RepoFile("traces", "6.1-ext4-large", …)</c>.</summary>
+    public static string RepoFile(params string[] parts) => Path.Combine([RepoRoot, .. parts]);
+
     public static int Run(string[] args)
     {
         var all = typeof(BenchMain).Assembly.GetTypes()

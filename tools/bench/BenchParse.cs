@@ -16,17 +16,9 @@ public sealed class BenchParse : IBenchmark
     public string Name => "parse";
     public string Help => "text trace parse throughput (events/s, bytes allocated per event); args: [FILE] [--runs N]";
 
-    static string FindRepoFile(params string[] parts)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Replayer.sln"))) dir = dir.Parent;
-        if (dir == null) throw new InvalidOperationException("Replayer.sln not found");
-        return Path.Combine([dir.FullName, .. parts]);
-    }
-
     public int Run(string[] args)
     {
-        string path = FindRepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
+        string path = BenchMain.RepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
         int runs = 3;
         for (int i = 0; i < args.Length; i++)
         {

@@ -18,17 +18,9 @@ public sealed class BenchReplay : IBenchmark
     public string Name => "replay";
     public string Help => "replay+audit throughput over decoded events, end to end from a file and from the store; args: [FILE] [--runs N] [--no-store]";
 
-    static string FindRepoFile(params string[] parts)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Replayer.sln"))) dir = dir.Parent;
-        if (dir == null) throw new InvalidOperationException("Replayer.sln not found");
-        return Path.Combine([dir.FullName, .. parts]);
-    }
-
     public int Run(string[] args)
     {
-        string path = FindRepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
+        string path = BenchMain.RepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
         int runs = 5;
         bool storeRun = true;
         for (int i = 0; i < args.Length; i++)

@@ -23,12 +23,7 @@ public sealed class BenchReport : IBenchmark
         foreach (var a in args)
             if (a == "--chrome") chrome = true;
             else path = a;
-        if (path == null)
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir != null && !File.Exists(Path.Combine(dir.FullName, "Replayer.sln"))) dir = dir.Parent;
-            path = Path.Combine(dir!.FullName, "traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
-        }
+        path ??= BenchMain.RepoFile("traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
         var sw = Stopwatch.StartNew();
         ReportData data;
         using (var r = TraceOpener.Open(path))

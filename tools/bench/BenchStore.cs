@@ -49,7 +49,7 @@ public sealed class BenchStore : IBenchmark
         }
         else
         {
-            var root = FindRoot();
+            var root = BenchMain.RepoRoot;
             input ??= Path.Combine(root, "traces", "6.1-ext4-large", "ftrace", "trace.txt.zst");
             var dat = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(input)))!, "tracecmd", "trace.dat");
             referenceBytes = File.Exists(dat) ? new FileInfo(dat).Length : new FileInfo(input).Length;
@@ -268,10 +268,4 @@ public sealed class BenchStore : IBenchmark
 
     static double Cpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
-    static string FindRoot()
-    {
-        var d = new DirectoryInfo(Directory.GetCurrentDirectory());
-        while (d != null && !File.Exists(Path.Combine(d.FullName, "Replayer.sln"))) d = d.Parent;
-        return d?.FullName ?? throw new InvalidOperationException("run from inside the repository (Replayer.sln not found)");
-    }
 }

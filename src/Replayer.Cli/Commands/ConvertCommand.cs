@@ -116,7 +116,7 @@ public static class ConvertCommand
             }
             Console.Error.WriteLine($"replayer: {events} events from {reader.SourceName} ({reader.Format}) written to {(toStdout ? "stdout" : outPath)} as {to}{extra}"
                 + (reader.Stats.UnparsedLines > 0 ? $"; {reader.Stats.UnparsedLines} unparsed line(s) skipped" : "")
-                + (lossy > 0 ? $"; {lossy} event(s) hold text the {to} format cannot carry exactly (newlines or ambiguous strings)" : ""));
+                + (lossy > 0 ? $"; {lossy} event(s) the {to} format cannot carry exactly" + (to == "trace.dat" ? "" : " (newlines or ambiguous strings)") : ""));
         }
         catch
         {
