@@ -14,7 +14,7 @@ namespace Replayer.Formats;
 /// <c># replayer:format SYS:EVENT KIND NAMES FORMAT</c> comment, so the text describes itself.
 /// The full <c>sys:event</c> name is printed (not the short name trace-cmd prints) so no lookup is needed.
 /// </summary>
-public sealed class FtraceTextWriter : IDisposable
+public sealed class FtraceTextWriter : Writers.ITraceTextWriter
 {
     readonly TextWriter _out;
     readonly SelfDescribingPayload _payload;

@@ -1,4 +1,6 @@
 using Replayer.Cli;
+using Replayer.Core;
+using Replayer.Formats;
 
 namespace Replayer.Cli.Tests;
 
@@ -24,5 +26,17 @@ public static class InProcessCli
             Console.SetOut(oldOut);
             Console.SetError(oldErr);
         }
+    }
+}
+
+/// <summary>Reads a trace file the way the CLI does (strictly) into a list, for comparing outputs.</summary>
+public static class TraceFiles
+{
+    public static List<TraceEvent> ReadAll(string path)
+    {
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true });
+        var l = new List<TraceEvent>();
+        while (r.Read() is { } ev) l.Add(ev);
+        return l;
     }
 }

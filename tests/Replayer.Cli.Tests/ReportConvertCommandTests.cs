@@ -16,13 +16,7 @@ public class ReportConvertCommandTests : IDisposable
 
     static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
-    static List<TraceEvent> Read(string path)
-    {
-        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true });
-        var l = new List<TraceEvent>();
-        while (r.Read() is { } ev) l.Add(ev);
-        return l;
-    }
+    static List<TraceEvent> Read(string path) => TraceFiles.ReadAll(path);
 
     static void AssertSame(List<TraceEvent> a, List<TraceEvent> b)
     {

@@ -19,13 +19,7 @@ public class StatsConvertCommandTests : IDisposable
 
     static (int Code, string Out, string Err) Run(params string[] args) => InProcessCli.Run(args);
 
-    static List<TraceEvent> Read(string path)
-    {
-        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true });
-        var l = new List<TraceEvent>();
-        while (r.Read() is { } ev) l.Add(ev);
-        return l;
-    }
+    static List<TraceEvent> Read(string path) => TraceFiles.ReadAll(path);
 
     [Fact]
     public void Stats_json_counts_equal_the_captures_counts_file()

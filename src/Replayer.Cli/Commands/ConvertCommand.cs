@@ -71,19 +71,12 @@ public static class ConvertCommand
                     break;
                 }
                 case "ftrace":
-                {
-                    using var w = new FtraceTextWriter(os, capture.BuildRegistry(), leaveOpen: true);
-                    var first = reader.Read();
-                    w.WriteHeader(reader.Header);
-                    for (var e = first; e != null; e = reader.Read()) w.Write(e);
-                    events = w.Events;
-                    lossy = w.LossyEvents;
-                    break;
-                }
                 case "perf-script":
                 {
-                    using var w = new PerfScriptWriter(os, capture.BuildRegistry(), leaveOpen: true);
-                    var first = reader.Read();
+                    using Replayer.Formats.Writers.ITraceTextWriter w = to == "ftrace"
+                        ? new FtraceTextWriter(os, capture.BuildRegistry(), leaveOpen: true)
+                        : new PerfScriptWriter(os, capture.BuildRegistry(), leaveOpen: true);
+                    var first = reader.Read(); // text headers (cpus=, #P:) come before the first event
                     w.WriteHeader(reader.Header);
                     for (var e = first; e != null; e = reader.Read()) w.Write(e);
                     events = w.Events;

@@ -13,7 +13,7 @@ namespace Replayer.Formats.Writers;
 /// <c>--header</c> block (<c># os release</c>, <c># nrcpus avail</c>). Differences from perf: timestamps keep
 /// nanoseconds when they have them, and the irq-info flags of raw ftrace are kept after the cpu column.
 /// </summary>
-public sealed class PerfScriptWriter : IDisposable
+public sealed class PerfScriptWriter : ITraceTextWriter
 {
     readonly TextWriter _out;
     readonly SelfDescribingPayload _payload;

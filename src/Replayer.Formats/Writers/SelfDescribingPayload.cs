@@ -92,3 +92,13 @@ internal sealed class SelfDescribingPayload(SchemaRegistry known)
         return false;
     }
 }
+
+/// <summary>A text writer of canonical events (ftrace text, perf-script text): a header, then events;
+/// what the format cannot carry exactly is counted in <see cref="LossyEvents"/>.</summary>
+public interface ITraceTextWriter : IDisposable
+{
+    long Events { get; }
+    long LossyEvents { get; }
+    void WriteHeader(Replayer.Core.CaptureHeader header);
+    void Write(Replayer.Core.TraceEvent e);
+}

@@ -270,7 +270,7 @@ public sealed class EmbeddedEventStore : EventStoreBase
                 throw new StoreCorruptException($"{SegPath(seg)}: checkpoint points at byte {off} but the file has {len} bytes");
             while (off < len)
             {
-                var err = ReadHeader(h, len, off, headerBuf, out var fh);
+                var err = SegmentReads.ReadHeader(h, len, off, headerBuf, out var fh);
                 if (err != null) { damage = err; damageAt = (seg, off); break; }
                 err = CheckSequence(fh, pending, pendingTx);
                 if (err != null) { damage = err; damageAt = (seg, off); break; }
@@ -322,28 +322,7 @@ public sealed class EmbeddedEventStore : EventStoreBase
         return applied;
     }
 
-    static string? ReadHeader(SafeFileHandle h, long len, long off, byte[] buf, out FrameHeader fh)
-    {
-        fh = default;
-        if (len - off < SegmentFormat.FrameHeaderSize) return $"incomplete frame header ({len - off} of {SegmentFormat.FrameHeaderSize} bytes)";
-        ReadExactly(h, buf.AsSpan(0, SegmentFormat.FrameHeaderSize), off);
-        var err = FrameHeader.ParseFixed(buf, out fh);
-        if (err != null) return err;
-        if (off + fh.FrameLength > len) return $"frame of {fh.FrameLength} bytes runs past the end of the file ({len - off} bytes left)";
-        ReadExactly(h, buf.AsSpan(SegmentFormat.FrameHeaderSize, fh.NameLength), off + SegmentFormat.FrameHeaderSize);
-        return FrameHeader.FinishParse(buf.AsSpan(0, SegmentFormat.FrameHeaderSize + fh.NameLength), ref fh);
-    }
 
-    static void ReadExactly(SafeFileHandle h, Span<byte> buf, long off)
-    {
-        while (buf.Length > 0)
-        {
-            int n = RandomAccess.Read(h, buf, off);
-            if (n <= 0) throw new EndOfStreamException($"unexpected end of file at byte {off}");
-            buf = buf[n..];
-            off += n;
-        }
-    }
 
     /// <summary>Whether a frame continues the pending transaction consistently with the committed state.</summary>
     string? CheckSequence(in FrameHeader fh, List<Staged> pending, ulong pendingTx)
@@ -393,7 +372,7 @@ public sealed class EmbeddedEventStore : EventStoreBase
                 for (int i = 0; i + 4 <= n; i++)
                 {
                     if (BinaryPrimitives.ReadUInt32LittleEndian(span[i..]) != SegmentFormat.FrameMagic) continue;
-                    if (ReadHeader(h, len, p + i, buf, out _) == null) return (s, p + i);
+                    if (SegmentReads.ReadHeader(h, len, p + i, buf, out _) == null) return (s, p + i);
                 }
                 p += n - 3;
             }
@@ -775,7 +754,7 @@ public sealed class EmbeddedEventStore : EventStoreBase
         if (e.Offset + e.FrameLength > len)
             throw new StoreCorruptException($"{path} at byte {e.Offset}: indexed frame of {e.FrameLength} bytes runs past the end of the file ({len} bytes)");
         var buf = new byte[e.FrameLength];
-        ReadExactly(h, buf, e.Offset);
+        SegmentReads.ReadExactly(h, buf, e.Offset);
         var err = FrameHeader.ParseFixed(buf, out var fh);
         if (err == null && fh.FrameLength != e.FrameLength) err = $"frame length {fh.FrameLength} differs from the index ({e.FrameLength})";
         if (err == null) err = FrameHeader.FinishParse(buf.AsSpan(0, SegmentFormat.FrameHeaderSize + fh.NameLength), ref fh);

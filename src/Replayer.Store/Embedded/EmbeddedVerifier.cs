@@ -57,11 +57,11 @@ public sealed class EmbeddedVerifier(string dir)
             long off = SegmentFormat.SegmentHeaderSize;
             while (off < len)
             {
-                var err = ReadHeader(h, len, off, buf, out var fh);
+                var err = SegmentReads.ReadHeader(h, len, off, buf, out var fh);
                 if (err == null && fh.BodyLength > 0)
                 {
                     var body = new byte[fh.BodyLength];
-                    ReadExactly(h, body, off + SegmentFormat.FrameHeaderSize + fh.NameLength);
+                    SegmentReads.ReadExactly(h, body, off + SegmentFormat.FrameHeaderSize + fh.NameLength);
                     if (Crc32C.Compute(body) != fh.BodyCrc) err = "body checksum mismatch";
                     else if (fh.Type == FrameType.Batch)
                     {
@@ -187,17 +187,6 @@ public sealed class EmbeddedVerifier(string dir)
         if (!atFrame) report.Problems.Add(new VerifyProblem(path, 0, $"checkpoint points at segment {c.Segment} byte {c.Offset}, not a frame boundary"));
     }
 
-    static string? ReadHeader(SafeFileHandle h, long len, long off, byte[] buf, out FrameHeader fh)
-    {
-        fh = default;
-        if (len - off < SegmentFormat.FrameHeaderSize) return $"incomplete frame header ({len - off} of {SegmentFormat.FrameHeaderSize} bytes)";
-        ReadExactly(h, buf.AsSpan(0, SegmentFormat.FrameHeaderSize), off);
-        var err = FrameHeader.ParseFixed(buf, out fh);
-        if (err != null) return err;
-        if (off + fh.FrameLength > len) return $"frame of {fh.FrameLength} bytes runs past the end of the file ({len - off} bytes left)";
-        ReadExactly(h, buf.AsSpan(SegmentFormat.FrameHeaderSize, fh.NameLength), off + SegmentFormat.FrameHeaderSize);
-        return FrameHeader.FinishParse(buf.AsSpan(0, SegmentFormat.FrameHeaderSize + fh.NameLength), ref fh);
-    }
 
     static long FindNextFrame(SafeFileHandle h, long len, long from, byte[] buf)
     {
@@ -208,21 +197,11 @@ public sealed class EmbeddedVerifier(string dir)
             int n = RandomAccess.Read(h, chunk, p);
             if (n < 4) break;
             for (int i = 0; i + 4 <= n; i++)
-                if (BinaryPrimitives.ReadUInt32LittleEndian(chunk.AsSpan(i)) == SegmentFormat.FrameMagic && ReadHeader(h, len, p + i, buf, out _) == null)
+                if (BinaryPrimitives.ReadUInt32LittleEndian(chunk.AsSpan(i)) == SegmentFormat.FrameMagic && SegmentReads.ReadHeader(h, len, p + i, buf, out _) == null)
                     return p + i;
             p += n - 3;
         }
         return -1;
     }
 
-    static void ReadExactly(SafeFileHandle h, Span<byte> buf, long off)
-    {
-        while (buf.Length > 0)
-        {
-            int n = RandomAccess.Read(h, buf, off);
-            if (n <= 0) throw new EndOfStreamException($"unexpected end of file at byte {off}");
-            buf = buf[n..];
-            off += n;
-        }
-    }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Buffers.Binary;
 using System.Text;
 
@@ -166,5 +167,33 @@ public readonly struct FrameHeader
         }
         h = h with { Stream = stream };
         return null;
+    }
+}
+
+/// <summary>Positioned reads of segment files, shared by the store's recovery scan and the verifier.</summary>
+internal static class SegmentReads
+{
+    /// <summary>Reads and checks the frame header at <paramref name="off"/>; null when it is sound, else what is wrong.</summary>
+    public static string? ReadHeader(SafeFileHandle h, long len, long off, byte[] buf, out FrameHeader fh)
+    {
+        fh = default;
+        if (len - off < SegmentFormat.FrameHeaderSize) return $"incomplete frame header ({len - off} of {SegmentFormat.FrameHeaderSize} bytes)";
+        ReadExactly(h, buf.AsSpan(0, SegmentFormat.FrameHeaderSize), off);
+        var err = FrameHeader.ParseFixed(buf, out fh);
+        if (err != null) return err;
+        if (off + fh.FrameLength > len) return $"frame of {fh.FrameLength} bytes runs past the end of the file ({len - off} bytes left)";
+        ReadExactly(h, buf.AsSpan(SegmentFormat.FrameHeaderSize, fh.NameLength), off + SegmentFormat.FrameHeaderSize);
+        return FrameHeader.FinishParse(buf.AsSpan(0, SegmentFormat.FrameHeaderSize + fh.NameLength), ref fh);
+    }
+
+    public static void ReadExactly(SafeFileHandle h, Span<byte> buf, long off)
+    {
+        while (buf.Length > 0)
+        {
+            int n = RandomAccess.Read(h, buf, off);
+            if (n <= 0) throw new EndOfStreamException($"unexpected end of file at byte {off}");
+            buf = buf[n..];
+            off += n;
+        }
     }
 }
