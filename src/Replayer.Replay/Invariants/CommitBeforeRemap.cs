@@ -53,9 +53,11 @@ public sealed class CommitBeforeRemap : IInvariant
                 [at.SrcPfn, pfn], srcMemcg, [at.StartEvent, at.MoveEvent, e], dst?.ToString(), dst?.ToString()));
             return;
         }
-        if (e is not RmapAddEvent) return;
+        // Committed before the remap: the order holds. A file page's remap shows its rmap add first (checked
+        // below with the memcg it was charged to); an anon page's shows only the migration PTE.
         at.Marks |= Done;
         ctx.Checked(this);
+        if (e is not RmapAddEvent) return;
         var committed = (at.CommitEvent as MemcgMigrateEvent)?.Old.Memcg ?? srcMemcg;
         if (fetchedMemcg is { } got && committed is { } want && got != want)
             ctx.Report(this, ReplayContext.MakeFinding(e,
