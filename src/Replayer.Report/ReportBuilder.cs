@@ -12,6 +12,9 @@ public sealed record ReportInput
     public required ITraceReader Reader { get; init; }
     /// <summary>The trace file (kprobe definitions, uname, formats beside it); null when not on disk.</summary>
     public string? TracePath { get; init; }
+    /// <summary>The capture context stored with a capture (kprobe definitions, uname, formats); when set it is
+    /// used instead of anything on disk.</summary>
+    public CaptureFiles? Context { get; init; }
     public GroundTruthData GroundTruth { get; init; } = new();
     public Era? Era { get; init; }
 }
@@ -41,7 +44,7 @@ public static class ReportBuilder
                 yield return e;
             }
         }
-        var result = Audit.Run(Events(), new AuditOptions { TracePath = input.TracePath, Header = reader.Header, Era = input.Era, Applied = timeline.OnApplied });
+        var result = Audit.Run(Events(), new AuditOptions { Context = input.Context, TracePath = input.Context == null ? input.TracePath : null, Header = reader.Header, Era = input.Era, Applied = timeline.OnApplied });
         timeline.Finish();
         result = result with { Source = input.Name };
         var data = new ReportData(input.Name, reader.Format, result, timeline, input.GroundTruth);

@@ -98,7 +98,7 @@ public static class ConvertCommand
                 {
                     var input = new ReportInput
                     {
-                        Name = stored?.StreamName ?? path, Reader = reader, TracePath = tracePath, Era = forced,
+                        Name = stored?.StreamName ?? path, Reader = reader, TracePath = tracePath, Context = stored?.Context, Era = forced,
                         GroundTruth = stored != null ? GroundTruthData.FromFiles(stored.GroundTruthFiles) : GroundTruthData.FromDirectory(path),
                     };
                     var data = ReportCommand.Guard(() => ChromeExport.Write(input, os));

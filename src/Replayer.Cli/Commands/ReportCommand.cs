@@ -42,7 +42,7 @@ public static class ReportCommand
             using var reader = stored.OpenReader();
             return Guard(() => ReportBuilder.Collect(new ReportInput
             {
-                Name = stored.StreamName, Reader = reader, TracePath = stored.TracePath, Era = forced,
+                Name = stored.StreamName, Reader = reader, TracePath = stored.TracePath, Context = stored.Context, Era = forced,
                 GroundTruth = GroundTruthData.FromFiles(stored.GroundTruthFiles),
             }));
         }
