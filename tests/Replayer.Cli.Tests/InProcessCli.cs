@@ -39,4 +39,13 @@ public static class TraceFiles
         while (r.Read() is { } ev) l.Add(ev);
         return l;
     }
+
+    /// <summary>How many events a strict read of the file gives (without keeping them).</summary>
+    public static long Count(string path)
+    {
+        using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = true });
+        long n = 0;
+        while (r.Read() != null) n++;
+        return n;
+    }
 }

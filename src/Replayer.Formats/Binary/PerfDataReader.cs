@@ -168,24 +168,7 @@ public sealed class PerfDataReader : ITraceReader
         if (_pipe) return;
         var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
         if (want.Count == 0) return;
-        try
-        {
-            using var ahead = new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false);
-            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
-                for (int i = want.Count - 1; i >= 0; i--)
-                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
-                    {
-                        string sym = want[i].Symbol;
-                        _symbols[sym] = v;
-                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
-                        want.RemoveAll(w => w.Symbol == sym);
-                        break;
-                    }
-        }
-        catch (TraceInputException)
-        {
-            // The input is bad further on: the main pass reports it where it is.
-        }
+        SymbolLookAhead.Learn(() => new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false), want, _symbols, Header);
     }
 
     // ------------------------------------------------------------------ file header

@@ -27,6 +27,36 @@ public sealed class BinaryReaderOptions
     public bool AllInstances { get; set; } = true;
 }
 
+/// <summary>The look-ahead both binary readers do before their first event: a second reader over the same
+/// input finds the first events that carry the values of <see cref="BinaryReaderOptions.SymbolSources"/>.</summary>
+static class SymbolLookAhead
+{
+    /// <summary>Reads <paramref name="ahead"/> (at most a million events) until every wanted symbol has a
+    /// value; records each in <paramref name="symbols"/> and in the header's properties. Bad input further on
+    /// is left for the main pass to report where it is.</summary>
+    public static void Learn(Func<ITraceReader> ahead, List<(string Event, string Field, string Symbol)> want,
+        Dictionary<string, ulong> symbols, CaptureHeader header)
+    {
+        try
+        {
+            using var r = ahead();
+            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && r.Read() is { } e; budget--)
+                for (int i = want.Count - 1; i >= 0; i--)
+                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
+                    {
+                        string sym = want[i].Symbol;
+                        symbols[sym] = v;
+                        header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
+                        want.RemoveAll(w => w.Symbol == sym);
+                        break;
+                    }
+        }
+        catch (TraceInputException)
+        {
+        }
+    }
+}
+
 /// <summary>
 /// trace-cmd <c>trace.dat</c> reader, file versions 6 and 7 (with zstd/zlib-compressed sections).
 /// Metadata is read up front; ring-buffer pages are read (and decompressed chunk by chunk) lazily
@@ -114,24 +144,7 @@ public sealed class TraceDatReader : ITraceReader
     {
         var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
         if (want.Count == 0 || !_decoders.Values.Any(d => want.Any(w => w.Event == d.Name))) return;
-        try
-        {
-            using var ahead = new TraceDatReader(_src, new BinaryReaderOptions { SymbolicProbes = false }, ownsSource: false);
-            for (long budget = 1_000_000; want.Count > 0 && budget > 0 && ahead.Read() is { } e; budget--)
-                for (int i = want.Count - 1; i >= 0; i--)
-                    if (e.Name == want[i].Event && e.U64(want[i].Field) is ulong v)
-                    {
-                        string sym = want[i].Symbol;
-                        _symbols[sym] = v;
-                        Header.Properties["symbol." + sym] = "0x" + v.ToString("x", CultureInfo.InvariantCulture) + " (from " + e.Name + " " + want[i].Field + ")";
-                        want.RemoveAll(w => w.Symbol == sym);
-                        break;
-                    }
-        }
-        catch (TraceInputException)
-        {
-            // The input is bad further on: the main pass reports it where it is.
-        }
+        SymbolLookAhead.Learn(() => new TraceDatReader(_src, new BinaryReaderOptions { SymbolicProbes = false }, ownsSource: false), want, _symbols, Header);
     }
 
     // ------------------------------------------------------------------ metadata
