@@ -73,4 +73,21 @@ public interface ITraceReader : IDisposable
     ReadStats Stats { get; }
     /// <summary>The next event in source order, or null at the end of input.</summary>
     TraceEvent? Read();
+
+    /// <summary>
+    /// Appends up to <paramref name="max"/> next events (source order) to <paramref name="block"/> and
+    /// returns how many it appended; 0 only at the end of input. Readers that can decode straight into
+    /// the block's columns override this to allocate nothing per event; the default goes through
+    /// <see cref="Read"/>. Mixing both calls on one reader is allowed: each event is returned once.
+    /// </summary>
+    int ReadBlock(EventBlock block, int max)
+    {
+        int n = 0;
+        while (n < max && Read() is { } e)
+        {
+            block.Add(e);
+            n++;
+        }
+        return n;
+    }
 }
