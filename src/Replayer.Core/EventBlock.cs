@@ -298,3 +298,45 @@ public readonly struct EventView
 
     public override string ToString() => ToTraceEvent().ToString();
 }
+
+/// <summary>Marks a reader whose <see cref="ITraceReader.ReadBlock"/> decodes straight into the block's
+/// columns, allocating nothing per event (the default implementation copies what <see cref="ITraceReader.Read"/> returns).</summary>
+public interface IBlockTraceReader : ITraceReader;
+
+/// <summary>Ways to walk a reader's events without an object per event where the reader allows it.</summary>
+public static class EventBlockReading
+{
+    /// <summary>
+    /// The reader's events in blocks of up to <paramref name="size"/> rows. The same block is refilled for
+    /// every step: a yielded block is valid until the enumeration moves on.
+    /// </summary>
+    public static IEnumerable<EventBlock> Blocks(this ITraceReader reader, int size = 4096)
+    {
+        var block = new EventBlock(size);
+        while (true)
+        {
+            block.Clear();
+            if (reader.ReadBlock(block, size) == 0) yield break;
+            yield return block;
+        }
+    }
+
+    /// <summary>
+    /// The reader's events as views: rows of a reused block when the reader decodes into blocks natively
+    /// (<see cref="IBlockTraceReader"/>), else views of the objects <see cref="ITraceReader.Read"/> returns
+    /// (copying those into a block would only add work). A view of a block row is valid until the
+    /// enumeration moves past its block; call <see cref="EventView.ToTraceEvent"/> to keep an event.
+    /// </summary>
+    public static IEnumerable<EventView> Views(this ITraceReader reader, int blockSize = 4096)
+    {
+        if (reader is IBlockTraceReader)
+        {
+            foreach (var b in reader.Blocks(blockSize))
+                for (int i = 0; i < b.Count; i++) yield return new EventView(b, i);
+        }
+        else
+        {
+            while (reader.Read() is { } e) yield return new EventView(e);
+        }
+    }
+}

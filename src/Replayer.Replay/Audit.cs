@@ -42,10 +42,24 @@ public static class Audit
         foreach (var e in events) yield return decoder.Decode(e);
     }
 
+    /// <summary>Decodes views (e.g. rows of reused blocks): each is decoded before the next is asked for.</summary>
+    public static IEnumerable<DomainEvent> Decode(IEnumerable<EventView> events, DomainDecoder decoder)
+    {
+        foreach (var e in events) yield return decoder.Decode(e);
+    }
+
     public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions? options = null) =>
         Run(events, options ?? new AuditOptions(), out _);
 
     public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine)
+    {
+        var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
+        return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);
+    }
+
+    /// <summary>The audit of events given as views (see <see cref="EventBlockReading.Views"/>): the same
+    /// result as <see cref="Run(IEnumerable{TraceEvent}, AuditOptions, out ReplayEngine)"/> on the same events.</summary>
+    public static AuditResult Run(IEnumerable<EventView> events, AuditOptions options, out ReplayEngine engine)
     {
         var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
         return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);

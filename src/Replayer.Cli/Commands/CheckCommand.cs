@@ -91,10 +91,9 @@ public static class CheckCommand
     {
         if (!File.Exists(path)) throw new UsageException($"{path}: no such file");
         using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
-        IEnumerable<TraceEvent> Events() { while (r.Read() is { } e) yield return e; }
         try
         {
-            return Replay.Audit.Run(Events(), new AuditOptions { TracePath = path, Header = r.Header, Era = era, Applied = applied });
+            return Replay.Audit.Run(r.Views(), new AuditOptions { TracePath = path, Header = r.Header, Era = era, Applied = applied }, out _);
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("no era adapter", StringComparison.Ordinal))
         {

@@ -3,7 +3,7 @@ using System.Collections.Frozen;
 namespace Replayer.Core.Domain;
 
 /// <summary>
-/// TraceEvent → DomainEvent. Stateful only in what it learns about the capture: the vmemmap base
+/// An event (a <see cref="TraceEvent"/> or a block row, as an <see cref="EventView"/>) → DomainEvent. Stateful only in what it learns about the capture: the vmemmap base
 /// (from a probe's <c>vm=@vmemmap_base</c> fetcharg, or from raw-ftrace <c>mm_page_alloc page=/pfn=</c>
 /// pairs) used to map <c>struct page</c> pointers to pfns (<c>pfn = (ptr − vm) / 64</c>).
 /// Anything outside the vocabulary, or a vocabulary event missing a field, becomes a
@@ -51,7 +51,7 @@ public sealed class DomainDecoder
 
     static ulong MaskMemcg(ulong v) => IsKernelPointer(v) ? v & ~MemcgDataFlagMask : v;
 
-    PageRef PageWithFields(TraceEvent e, ulong value, string prefix)
+    PageRef PageWithFields(EventView e, ulong value, string prefix)
     {
         var p = Page(value);
         int? I(string n) => e.TryGet(n, out var f) && f.IsInteger ? (int)f.AsS64 : null;
@@ -68,7 +68,10 @@ public sealed class DomainDecoder
         };
     }
 
-    public DomainEvent Decode(TraceEvent e)
+    public DomainEvent Decode(TraceEvent e) => Decode(new EventView(e));
+
+    /// <summary>Decodes one event; a block row is read in place (only a <see cref="GenericEvent"/> copies it).</summary>
+    public DomainEvent Decode(EventView e)
     {
         if (e.Name == SyntheticEvents.DataLoss)
             return Fill(new DataLossEvent { Lost = e.U64("lost") ?? 0 }, e);
@@ -101,32 +104,32 @@ public sealed class DomainDecoder
 
     static bool IsProbeSystem(string name) => name.StartsWith("rt:", StringComparison.Ordinal) || name.StartsWith("kprobes:", StringComparison.Ordinal);
 
-    GenericEvent Generic(TraceEvent e, string? note)
+    GenericEvent Generic(EventView e, string? note)
     {
         GenericCounts[e.Name] = GenericCounts.GetValueOrDefault(e.Name) + 1;
-        return Fill(new GenericEvent { Raw = e, Note = note }, e);
+        return Fill(new GenericEvent { Raw = e.ToTraceEvent(), Note = note }, e);
     }
 
-    static T Fill<T>(T d, TraceEvent e) where T : DomainEvent =>
+    static T Fill<T>(T d, EventView e) where T : DomainEvent =>
         d with { Timestamp = e.Timestamp, Cpu = e.Cpu, Pid = e.Pid, Comm = e.Comm, Source = e.Source, Name = e.Name };
 
     sealed class MissingFieldException(string m) : Exception(m);
 
-    static ulong Req(TraceEvent e, string name)
+    static ulong Req(EventView e, string name)
     {
         if (e.TryGet(name, out var f) && f.IsInteger) return f.Bits;
         throw new MissingFieldException($"{e.Name}: field '{name}' missing or not an integer");
     }
-    static ulong Req(TraceEvent e, string name, string alt)
+    static ulong Req(EventView e, string name, string alt)
     {
         if (e.TryGet(name, out var f) && f.IsInteger) return f.Bits;
         return Req(e, alt);
     }
-    static long ReqS(TraceEvent e, string name) => unchecked((long)Req(e, name));
-    static ulong Opt(TraceEvent e, string name, ulong dflt = 0) => e.TryGet(name, out var f) && f.IsInteger ? f.Bits : dflt;
-    static string OptStr(TraceEvent e, string name) => e.Str(name) ?? "";
+    static long ReqS(EventView e, string name) => unchecked((long)Req(e, name));
+    static ulong Opt(EventView e, string name, ulong dflt = 0) => e.TryGet(name, out var f) && f.IsInteger ? f.Bits : dflt;
+    static string OptStr(EventView e, string name) => e.Str(name) ?? "";
 
-    DomainEvent? DecodeTracepoint(TraceEvent e, string n)
+    DomainEvent? DecodeTracepoint(EventView e, string n)
     {
         switch (n)
         {
@@ -216,7 +219,7 @@ public sealed class DomainDecoder
         else _allocCandidate = cand;
     }
 
-    static (uint, uint) Dev(TraceEvent e)
+    static (uint, uint) Dev(EventView e)
     {
         if (e.TryGet("dev_major", out var maj0) && maj0.IsInteger && e.TryGet("dev_minor", out var min0) && min0.IsInteger)
             return ((uint)maj0.Bits, (uint)min0.Bits);
@@ -229,7 +232,7 @@ public sealed class DomainDecoder
         throw new MissingFieldException($"{e.Name}: dev '{s}' is not MAJOR:MINOR");
     }
 
-    DomainEvent? DecodeProbe(TraceEvent e, ProbeTarget pt)
+    DomainEvent? DecodeProbe(EventView e, ProbeTarget pt)
     {
         var fn = pt.Function;
         if (pt.IsReturn)
@@ -342,7 +345,7 @@ public sealed class DomainDecoder
         return null;
     }
 
-    static long? FirstInt(TraceEvent e)
+    static long? FirstInt(EventView e)
     {
         foreach (var f in e.Fields) if (f.IsInteger) return f.AsS64;
         return null;

@@ -83,7 +83,7 @@ public sealed class ProbeResolver
     }
 
     /// <summary>The probed function of <paramref name="e"/>, or null when it is not a (known) probe.</summary>
-    public ProbeTarget? Resolve(TraceEvent e)
+    public ProbeTarget? Resolve(EventView e)
     {
         _byEvent.TryGetValue(e.Name, out var defined);
         if (e.Probe is { } probe)
