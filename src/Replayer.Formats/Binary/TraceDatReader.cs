@@ -586,9 +586,29 @@ public sealed class TraceDatReader : ITraceReader
                 CheckPageFits(_pageSize, size, false, off, c);
                 _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name));
             }
-            Header.Properties["instances"] = "top";
-            // v6 instance buffers (BUFFER options) are not decoded: say so rather than drop them silently.
-            if (_buffers.Count > 0) Stats.Add("tracedat.v6_instances_not_decoded", StatSeverity.DataLoss, _buffers.Count);
+            var v6names = new List<string> { "top" };
+            // v6 instance buffers (BUFFER option: offset and name): at the offset, a "flyrecord\0" tag and an
+            // (offset, size) pair per CPU of the header's CPU count, as for the top buffer; same page size.
+            int v6inst = 1;
+            foreach (var (name, boff, _, _) in _buffers)
+            {
+                if (name.Length == 0 || !_opt.AllInstances) continue;
+                long pos = boff;
+                string tag = Encoding.ASCII.GetString(_src.ReadBytes(pos, 10, $"flyrecord tag of instance '{name}'"));
+                if (tag != "flyrecord\0") TraceInputException.ThrowAtOffset(Name, pos, $"flyrecord tag of instance '{name}'", tag);
+                pos += 10;
+                _src.Check(pos, (long)_cpuCount * 16, $"CPU offsets of instance '{name}'");
+                for (int c = 0; c < _cpuCount; c++)
+                {
+                    long off = SizeAt(pos, 8, $"instance '{name}' CPU {c} data offset", _src.Length); pos += 8;
+                    long size = SizeAt(pos, 8, $"instance '{name}' CPU {c} data size", _src.Length - off); pos += 8;
+                    CheckPageFits(_pageSize, size, false, off, c);
+                    _streams.Add(new CpuStream(new RawPageSource(_src, off, size, _pageSize), _layout, c, Name, v6inst));
+                }
+                v6names.Add(name);
+                v6inst++;
+            }
+            Header.Properties["instances"] = string.Join(",", v6names);
             return;
         }
         int inst = 0;

@@ -222,6 +222,9 @@ public static class SyntheticCaptures
         long evf = Section(18, FormatsBlock(big, false)[4..]); // v7: ftrace formats live in section 17
         long ks = Section(19, Bytes(b => { Put(b, (ulong)Kallsyms.Length, 4, big); b.AddRange(Encoding.ASCII.GetBytes(Kallsyms)); }));
         long cl = Section(21, Bytes(b => { Put(b, (ulong)Cmdlines.Length, 8, big); b.AddRange(Encoding.ASCII.GetBytes(Cmdlines)); }));
+        // No ftrace events and no printk formats, but the sections are there as trace-cmd writes them.
+        long ftr = Section(17, Bytes(b => Put(b, 0, 4, big)));
+        long prk = Section(20, Bytes(b => Put(b, 0, 4, big)));
         // Flyrecord section: header, then per-CPU data (chunked when compressed).
         long fly = f.Count;
         Put(f, 3, 2, big); Put(f, comp ? 1UL : 0UL, 2, big); Put(f, 0, 4, big);
@@ -281,7 +284,7 @@ public static class SyntheticCaptures
         var od = new List<byte>();
         void Opt(int id, byte[] data) { Put(od, (ulong)id, 2, big); Put(od, (ulong)data.Length, 4, big); od.AddRange(data); }
         byte[] U64(long v) => Bytes(b => Put(b, (ulong)v, 8, big));
-        Opt(16, U64(hdr)); Opt(18, U64(evf)); Opt(19, U64(ks)); Opt(21, U64(cl));
+        Opt(16, U64(hdr)); Opt(17, U64(ftr)); Opt(18, U64(evf)); Opt(19, U64(ks)); Opt(20, U64(prk)); Opt(21, U64(cl));
         Opt(5, Encoding.ASCII.GetBytes("Linux synth 6.1.0-synth x86_64\0"));
         Opt(8, Bytes(b => Put(b, 2, 4, big)));
         Opt(3, Bytes(b =>
