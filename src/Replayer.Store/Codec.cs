@@ -129,6 +129,21 @@ public static class BatchCodec
         return new Encoded(kind, codec, raw.Length, body, count);
     }
 
+    /// <summary>Checks that a body decodes completely (what <c>store verify</c> needs): trace events into a scratch
+    /// block (kind 4) or objects (older kinds), records into records. Throws <see cref="StoreCorruptException"/>.</summary>
+    public static void Check(BodyKind kind, BodyCodec codec, int rawLength, int count, ReadOnlySpan<byte> body, string where)
+    {
+        if (kind != BodyKind.TraceEventsShaped)
+        {
+            Decode(kind, codec, rawLength, count, body, where);
+            return;
+        }
+        var block = t_scratch ??= new EventBlock();
+        block.Clear();
+        try { DecodeInto(kind, codec, rawLength, count, body, where, block); }
+        finally { block.Clear(); }
+    }
+
     /// <summary>The same body under another codec.</summary>
     internal static Encoded Recompress(Encoded e, BodyCodec codec)
     {
