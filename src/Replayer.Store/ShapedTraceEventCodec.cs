@@ -99,7 +99,7 @@ public static class ShapedTraceEventCodec
 
         if (n64 > (ulong)(r.Remaining / MinEventBytes)) throw new MessagePackSerializationException($"event count {n64} exceeds what the {r.Remaining} bytes left can hold");
         int n = (int)n64;
-        if ((uint)skip > (uint)n) skip = n;
+        skip = Math.Clamp(skip, 0, n);
         long ts = 0, source = 0;
         for (int i = 0; i < n; i++)
         {

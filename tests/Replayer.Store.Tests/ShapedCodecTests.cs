@@ -393,5 +393,16 @@ public sealed class ShapedCodecTests
         Assert.Equal(1UL, block.FieldsOf(1)[1].Bits);
         Assert.Equal("kmem:mm_page_free", block.NameOf(0));
         Assert.Equal(2L, block.TimestampOf(1));
+        // Skipping: negative is none, past the end is all; the deltas of skipped events still count.
+        block.Clear();
+        BatchCodec.DecodeInto(BodyKind.TraceEventsShaped, BodyCodec.None, length, 2, body, "t", block, -5);
+        Assert.Equal(2, block.Count);
+        block.Clear();
+        BatchCodec.DecodeInto(BodyKind.TraceEventsShaped, BodyCodec.None, length, 2, body, "t", block, 1);
+        Assert.Equal(1064UL, block.FieldsOf(0)[0].Bits);
+        Assert.Equal(2L, block.TimestampOf(0));
+        block.Clear();
+        BatchCodec.DecodeInto(BodyKind.TraceEventsShaped, BodyCodec.None, length, 2, body, "t", block, 9);
+        Assert.Equal(0, block.Count);
     }
 }
