@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Replayer.Core;
 
 namespace Replayer.Store;
 
@@ -31,6 +32,70 @@ public abstract class EventStoreBase : IEventStore
 
     /// <summary>How often a waiting subscription looks for changes it was not told about (other processes).</summary>
     protected virtual TimeSpan PollInterval => TimeSpan.FromMilliseconds(200);
+
+    public abstract IAsyncEnumerable<EventBlockSlice> ReadStreamBlocksAsync(StreamName stream, StreamRevision from, CancellationToken ct = default);
+
+    /// <summary>
+    /// Decodes <paramref name="items"/> (batches) into pooled blocks, up to <paramref name="parallel"/> at once on the
+    /// thread pool, and yields the slices in order. A yielded block goes back to the pool when the consumer asks
+    /// for the next slice. <paramref name="decode"/> returns a slice with an empty block and
+    /// <see cref="EventBlockSlice.RecordsSkipped"/> set for a batch of records; those are folded into the next slice.
+    /// </summary>
+    protected static async IAsyncEnumerable<EventBlockSlice> DecodeBlocksAhead<T>(IAsyncEnumerable<T> items, Func<T, EventBlock, EventBlockSlice> decode,
+        int parallel, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var window = new Queue<(Task<EventBlockSlice> Task, EventBlock Block)>();
+        EventBlock? held = null;
+        long skipped = 0;
+        var it = items.GetAsyncEnumerator(ct);
+        try
+        {
+            bool more = await it.MoveNextAsync().ConfigureAwait(false);
+            while (more || window.Count > 0)
+            {
+                while (more && window.Count < Math.Max(1, parallel))
+                {
+                    var item = it.Current;
+                    var block = BlockPool.Rent();
+                    window.Enqueue((Task.Run(() => decode(item, block), ct), block));
+                    more = await it.MoveNextAsync().ConfigureAwait(false);
+                }
+                var (task, b) = window.Peek();
+                var s = await task.ConfigureAwait(false);
+                window.Dequeue();
+                ct.ThrowIfCancellationRequested();
+                if (held != null)
+                {
+                    BlockPool.Return(held);
+                    held = null;
+                }
+                if (s.Count == 0)
+                {
+                    skipped += s.RecordsSkipped;
+                    BlockPool.Return(b);
+                    continue;
+                }
+                s.RecordsSkipped += skipped;
+                skipped = 0;
+                held = b;
+                yield return s;
+            }
+        }
+        finally
+        {
+            if (held != null) BlockPool.Return(held);
+            // Decodes still running own their blocks; those blocks are left to the collector.
+            foreach (var (t, _) in window) _ = t.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            await it.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A list as an async sequence (for <see cref="DecodeBlocksAhead"/>).</summary>
+    protected static async IAsyncEnumerable<T> AsAsync<T>(IReadOnlyList<T> list)
+    {
+        foreach (var x in list) yield return x;
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
 
     public IAsyncEnumerable<EventSlice> ReadStreamSlicesAsync(StreamName stream, StreamRevision from, CancellationToken ct = default) =>
         ReadStreamSlicesCoreAsync(stream, from.Value, false, ct);

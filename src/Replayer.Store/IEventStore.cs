@@ -25,6 +25,22 @@ public interface IEventStore : IAsyncDisposable, IDisposable
     /// <summary>Events of a stream as stored slices, from a revision, in revision order.</summary>
     IAsyncEnumerable<EventSlice> ReadStreamSlicesAsync(StreamName stream, StreamRevision from, CancellationToken ct = default);
 
+    /// <summary>
+    /// The trace events of a stream from revision <paramref name="from"/> on, in revision order, decoded straight
+    /// into <see cref="Replayer.Core.EventBlock"/>s: no <see cref="Replayer.Core.TraceEvent"/> or field array per
+    /// event, only the store's reused blocks and interned strings. Each slice is one stored batch (its tail for
+    /// the batch that holds <paramref name="from"/>); row <c>i</c> is revision <c>FirstRevision + i</c>.
+    /// <para><b>Validity:</b> a yielded slice and its block stay valid until the next <c>MoveNextAsync</c> (or
+    /// <c>DisposeAsync</c>) of the enumerator; the store then reuses the block for a later batch. Copy what must
+    /// outlive that (<see cref="Replayer.Core.EventBlock.ToTraceEvent"/>, <see cref="Replayer.Core.EventBlock.Add(Replayer.Core.EventBlock, int)"/>).
+    /// Do not modify the block.</para>
+    /// <para><b>Typed records</b> (<see cref="EventRecord"/>) are not trace events: their batches are passed over
+    /// and counted in the next slice's <see cref="EventBlockSlice.RecordsSkipped"/> (the revisions of the
+    /// slices then have a gap there); records after the last trace event are not reported. A missing or
+    /// deleted stream reads as empty. Batches are decoded ahead in parallel.</para>
+    /// </summary>
+    IAsyncEnumerable<EventBlockSlice> ReadStreamBlocksAsync(StreamName stream, StreamRevision from, CancellationToken ct = default);
+
     /// <summary>Events of a stream one by one. Forward from <paramref name="from"/> (default: start) or
     /// backward from it (default: the last event). A missing or deleted stream reads as empty.</summary>
     IAsyncEnumerable<ResolvedEvent> ReadStreamAsync(StreamName stream, Direction direction = Direction.Forward, StreamRevision? from = null, long maxCount = long.MaxValue, CancellationToken ct = default);

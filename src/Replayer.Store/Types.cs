@@ -122,27 +122,151 @@ public sealed class StoreLockedException(string message) : IOException(message);
 public readonly record struct EventRecord(string EventType, ReadOnlyMemory<byte> Payload);
 
 /// <summary>
-/// A batch to append: either canonical trace events (stored as one MessagePack array) or typed
-/// records. Batches are the unit of storage; keep them large (thousands of events) for speed.
+/// A batch to append: canonical trace events (from an array or copied from an <see cref="EventBlock"/>) or
+/// typed records. Batches are the unit of storage; keep them large (thousands of events) for speed.
+/// A batch may be appended more than once (e.g. retried after a <see cref="WrongExpectedVersionException"/>).
 /// </summary>
 public sealed class EventBatch
 {
-    EventBatch(TraceEvent[]? events, EventRecord[]? records) { TraceEvents = events; Records = records; }
+    readonly object _gate = new();
+    EventBlock? _block;
+    BatchCodec.Encoded? _encoded;
 
+    EventBatch(TraceEvent[]? events, EventRecord[]? records, EventBlock? block, int count)
+    {
+        TraceEvents = events;
+        Records = records;
+        _block = block;
+        Count = count;
+        IsBlock = block != null;
+    }
+
+    /// <summary>The events of a batch made from an array (null for records and for block batches).</summary>
     public TraceEvent[]? TraceEvents { get; }
     public EventRecord[]? Records { get; }
-    public int Count => TraceEvents?.Length ?? Records!.Length;
+    /// <summary>Whether the batch was made from an <see cref="EventBlock"/> (<see cref="Of(EventBlock)"/>).</summary>
+    public bool IsBlock { get; }
+    public int Count { get; }
 
-    public static EventBatch Of(IReadOnlyList<TraceEvent> events) =>
-        new(events as TraceEvent[] ?? [.. events], null);
-    public static EventBatch Of(ReadOnlySpan<TraceEvent> events) => new(events.ToArray(), null);
+    /// <summary>The events themselves (the array is the batch's: do not change it until the append has completed).</summary>
+    /// <exception cref="ArgumentException">An element is null.</exception>
+    public static EventBatch Of(IReadOnlyList<TraceEvent> events)
+    {
+        var a = events as TraceEvent[] ?? [.. events];
+        CheckNoNulls(a);
+        return new(a, null, null, a.Length);
+    }
+
+    public static EventBatch Of(ReadOnlySpan<TraceEvent> events)
+    {
+        CheckNoNulls(events);
+        return new(events.ToArray(), null, null, events.Length);
+    }
+
+    /// <summary>
+    /// A COPY of the rows of <paramref name="block"/>: the caller may clear and refill the block as soon as this
+    /// returns (an ingest loop reuses one block: <c>reader.ReadBlock(block, n)</c> → <c>tx.AppendAsync(EventBatch.Of(block))</c>
+    /// → <c>block.Clear()</c>). The copy lives in a pooled block until the batch is first encoded (appended);
+    /// the batch then keeps only its encoded body, so copies do not pile up while a transaction runs.
+    /// </summary>
+    public static EventBatch Of(EventBlock block) => Of(block, 0, block?.Count ?? 0);
+
+    /// <summary>A copy of rows <paramref name="start"/>..start+count of <paramref name="block"/>; see <see cref="Of(EventBlock)"/>.</summary>
+    public static EventBatch Of(EventBlock block, int start, int count)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (start + count > block.Count) throw new ArgumentOutOfRangeException(nameof(count), $"rows {start}..{start + count} of a block of {block.Count}");
+        var copy = BlockPool.Rent(count);
+        for (int i = start; i < start + count; i++) copy.Add(block, i);
+        return new(null, null, copy, count);
+    }
+
     public static EventBatch Of(IReadOnlyList<EventRecord> records)
     {
         foreach (var r in records)
             if (string.IsNullOrEmpty(r.EventType) || r.EventType == ResolvedEvent.TraceEventType)
                 throw new ArgumentException($"record event type must be non-empty and not '{ResolvedEvent.TraceEventType}'");
-        return new(null, records as EventRecord[] ?? [.. records]);
+        var a = records as EventRecord[] ?? [.. records];
+        return new(null, a, null, a.Length);
     }
+
+    static void CheckNoNulls(ReadOnlySpan<TraceEvent> events)
+    {
+        for (int i = 0; i < events.Length; i++)
+            if (events[i] is null) throw new ArgumentException($"event {i} of the batch is null", nameof(events));
+    }
+
+    /// <summary>The stored form of the batch (see <see cref="BatchCodec.Encode"/>).</summary>
+    internal BatchCodec.Encoded Encode(BodyCodec codec)
+    {
+        if (!IsBlock)
+        {
+            var raw = BatchCodec.EncodeRaw(TraceEvents, Records, null, out var kind);
+            return BatchCodec.Compress(kind, raw, Count, codec);
+        }
+        lock (_gate)
+        {
+            if (_encoded is { } done && done.Codec == codec) return done;
+            if (_block is { } block)
+            {
+                var raw = BatchCodec.EncodeRaw(null, null, block, out var kind);
+                var enc = BatchCodec.Compress(kind, raw, Count, codec);
+                _encoded = enc;
+                _block = null;
+                BlockPool.Return(block);
+                return enc;
+            }
+            // Encoded before with another codec: the copy is gone; recompress the stored form.
+            return BatchCodec.Recompress(_encoded!.Value, codec);
+        }
+    }
+}
+
+/// <summary>Blocks reused by block batches and block reads (bounded: extra blocks are left to the collector).</summary>
+internal static class BlockPool
+{
+    const int MaxPooled = 16;
+    static readonly System.Collections.Concurrent.ConcurrentQueue<EventBlock> s_pool = new();
+
+    public static EventBlock Rent(int rows = 4096)
+    {
+        if (s_pool.TryDequeue(out var b)) return b;
+        return new EventBlock(Math.Clamp(rows, 1, 1 << 16));
+    }
+
+    public static void Return(EventBlock block)
+    {
+        // A block grown for a giant batch is not kept.
+        if (block.Capacity > 1 << 16 || block.FieldCount > 1 << 20 || s_pool.Count >= MaxPooled) return;
+        block.Clear();
+        s_pool.Enqueue(block);
+    }
+}
+
+/// <summary>
+/// Consecutive trace events of one stream decoded into an <see cref="EventBlock"/> (one stored batch, or its
+/// tail when the read started inside it): row <c>i</c> is the event at revision <c>FirstRevision + i</c> and
+/// global position <c>FirstPosition + i</c>. The block belongs to the store: see
+/// <see cref="IEventStore.ReadStreamBlocksAsync"/> for how long it stays valid.
+/// </summary>
+public sealed class EventBlockSlice
+{
+    public required StreamName Stream { get; init; }
+    /// <summary>Revision of row 0.</summary>
+    public required StreamRevision FirstRevision { get; init; }
+    /// <summary>Global position of row 0.</summary>
+    public required GlobalPosition FirstPosition { get; init; }
+    public required EventBlock Block { get; init; }
+    /// <summary>Rows (events) in the block.</summary>
+    public int Count => Block.Count;
+    /// <summary>Typed records of the stream that lay between the previous slice (or the start of the read) and
+    /// this one and were passed over: they are not trace events (read them with <see cref="IEventStore.ReadStreamAsync"/>).</summary>
+    public long RecordsSkipped { get; internal set; }
+
+    public StreamRevision RevisionOf(int row) => new(FirstRevision.Value + (ulong)row);
+    public GlobalPosition PositionOf(int row) => new(FirstPosition.Value + (ulong)row);
 }
 
 /// <summary>One stored event.</summary>

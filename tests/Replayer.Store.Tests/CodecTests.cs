@@ -56,7 +56,7 @@ public sealed class CodecTests
     }
 
     [Fact]
-    public void Compact_bodies_round_trip_arbitrary_events_and_are_what_batches_are_written_as()
+    public void Compact_bodies_written_explicitly_as_kind_3_still_decode_to_objects_and_blocks()
     {
         var rng = new Random(4242);
         for (int iter = 0; iter < 300; iter++)
@@ -64,14 +64,23 @@ public sealed class CodecTests
             var events = Enumerable.Range(0, rng.Next(1, 60)).Select(_ => RandomEvent(rng)).ToArray();
             // Equal strings that are distinct objects, and the extremes of the delta-coded members.
             if (iter % 3 == 0) events[0] = new TraceEvent { Timestamp = long.MinValue, Source = long.MaxValue, Comm = new string('c', 3), Name = "n", Fields = null! };
-            var enc = BatchCodec.Encode(EventBatch.Of(events), BodyCodec.None);
-            Assert.Equal(BodyKind.TraceEventsCompact, enc.Kind);
-            var (back, _) = BatchCodec.Decode(enc.Kind, enc.Codec, enc.RawLength, enc.Count, enc.Body, "t");
+            var buf = new ArrayBufferWriter<byte>();
+            CompactTraceEventEncoder.Encode(buf, events);
+            var raw = buf.WrittenSpan.ToArray();
+            var body = iter % 2 == 0 ? raw : new ZstdSharp.Compressor(1).Wrap(raw).ToArray();
+            var codec = iter % 2 == 0 ? BodyCodec.None : BodyCodec.Zstd;
+            var (back, _) = BatchCodec.Decode(BodyKind.TraceEventsCompact, codec, raw.Length, events.Length, body, "t");
+            var block = new EventBlock();
+            int skip = rng.Next(events.Length + 1);
+            var d = BatchCodec.DecodeInto(BodyKind.TraceEventsCompact, codec, raw.Length, events.Length, body, "t", block, skip);
+            Assert.Equal(new DecodedBody(false, events.Length), d);
             Assert.Equal(events.Length, back!.Length);
+            Assert.Equal(events.Length - skip, block.Count);
             for (int i = 0; i < events.Length; i++)
             {
                 var want = events[i].Fields is null ? new TraceEvent { Timestamp = events[i].Timestamp, Cpu = events[i].Cpu, Pid = events[i].Pid, Comm = events[i].Comm, Name = events[i].Name, Probe = events[i].Probe, Source = events[i].Source, Flags = events[i].Flags } : events[i];
                 TestEvents.AssertSame(want, back[i]);
+                if (i >= skip) TestEvents.AssertSame(want, block.ToTraceEvent(i - skip));
             }
         }
     }
@@ -88,6 +97,10 @@ public sealed class CodecTests
         {
             var (back, _) = BatchCodec.Decode(BodyKind.TraceEvents, codec, raw.Length, ev.Length, body, "v1");
             for (int i = 0; i < ev.Length; i++) TestEvents.AssertSame(ev[i], back![i]);
+            var block = new EventBlock();
+            BatchCodec.DecodeInto(BodyKind.TraceEvents, codec, raw.Length, ev.Length, body, "v1", block, 10);
+            Assert.Equal(ev.Length - 10, block.Count);
+            for (int i = 10; i < ev.Length; i++) TestEvents.AssertSame(ev[i], block.ToTraceEvent(i - 10));
         }
         // The compact form of the same batch is several times smaller before compression.
         var compact = BatchCodec.Encode(EventBatch.Of(ev), BodyCodec.None);
@@ -100,6 +113,7 @@ public sealed class CodecTests
         var ev = TestEvents.Make(5000, seed: 9);
         var enc = BatchCodec.Encode(EventBatch.Of(ev));
         Assert.Equal(BodyCodec.Zstd, enc.Codec);
+        Assert.Equal(BodyKind.TraceEventsShaped, enc.Kind);
         Assert.True(enc.Body.Length < enc.RawLength);
         var (back, _) = BatchCodec.Decode(enc.Kind, enc.Codec, enc.RawLength, enc.Count, enc.Body, "t");
         for (int i = 0; i < ev.Length; i++) TestEvents.AssertSame(ev[i], back![i]);
@@ -108,6 +122,14 @@ public sealed class CodecTests
         var enc2 = BatchCodec.Encode(EventBatch.Of(recs), BodyCodec.None);
         var (_, r2) = BatchCodec.Decode(enc2.Kind, enc2.Codec, enc2.RawLength, enc2.Count, enc2.Body, "t");
         Assert.Equal(recs.Select(r => (r.EventType, r.Payload.ToArray())), r2!.Select(r => (r.EventType, r.Payload.ToArray())));
+        // Records as MessagePack the standard reader agrees with ([type, bin] pairs).
+        var std = MessagePackSerializer.Deserialize<object[][]>(enc2.Body, BatchCodec.Options);
+        Assert.Equal(["A", "B"], std.Select(p => (string)p[0]));
+        Assert.Equal(new byte[] { 0, 255 }, (byte[])std[0][1]);
+        // A block read passes over records and says how many.
+        var block = new EventBlock();
+        Assert.Equal(new DecodedBody(true, 2), BatchCodec.DecodeInto(enc2.Kind, enc2.Codec, enc2.RawLength, enc2.Count, enc2.Body, "t", block));
+        Assert.Equal(0, block.Count);
     }
 
     /// <summary>Bodies are untrusted: any mutation of an (uncompressed) body either decodes to the same count or

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Buffers.Binary;
+using Replayer.Core;
 using Replayer.Store;
 using Replayer.Store.Embedded;
 using Replayer.TestKit;
@@ -288,5 +290,112 @@ public sealed class EmbeddedStoreTests : IDisposable
         await using var s = EmbeddedEventStore.Open(_dir);
         var ex = await Assert.ThrowsAsync<StoreCorruptException>(async () => await s.ReadAllAsync(GlobalPosition.Start).ToListAsync());
         Assert.Equal($"{seg} at byte {SegmentFormat.SegmentHeaderSize}: body checksum mismatch", ex.Message);
+    }
+
+    /// <summary>A segment as an older version wrote it: one transaction of a kind 1 and a kind 3 batch (zstd).</summary>
+    static void WriteOldFormatStore(string dir, string stream, TraceEvent[] kind1, TraceEvent[] kind3)
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "segments"));
+        using var fs = File.Create(Path.Combine(dir, "segments", SegmentFormat.SegmentFileName(0)));
+        fs.Write(SegmentFormat.BuildSegmentHeader(0));
+        ulong rev = 0;
+        foreach (var (kind, events) in new[] { (BodyKind.TraceEvents, kind1), (BodyKind.TraceEventsCompact, kind3) })
+        {
+            var raw = new ArrayBufferWriter<byte>();
+            if (kind == BodyKind.TraceEvents) TraceEventEncoder.Encode(raw, events);
+            else CompactTraceEventEncoder.Encode(raw, events);
+            var body = new ZstdSharp.Compressor(1).Wrap(raw.WrittenSpan).ToArray();
+            var h = new FrameHeader
+            {
+                Type = FrameType.Batch, Kind = kind, Codec = BodyCodec.Zstd, Count = events.Length, BodyLength = body.Length, RawLength = raw.WrittenCount,
+                TxId = 1, FirstRevision = rev, FirstPosition = rev, BodyCrc = Crc32C.Compute(body), Stream = stream,
+            };
+            fs.Write(h.Build());
+            fs.Write(body);
+            rev += (ulong)events.Length;
+        }
+        fs.Write(new FrameHeader { Type = FrameType.Commit, Count = (int)rev, TxId = 1, FirstRevision = 0, FirstPosition = 0, Stream = stream }.Build());
+    }
+
+    [Fact]
+    public async Task Stores_written_with_kinds_1_and_3_are_read_as_objects_and_blocks_beside_new_kind_4_batches()
+    {
+        var k1 = TestEvents.Make(300, seed: 31);
+        var k3 = TestEvents.Make(500, seed: 32, sourceBase: 301);
+        var k4 = TestEvents.Make(200, seed: 33, sourceBase: 801);
+        WriteOldFormatStore(_dir, "capture-old", k1, k3);
+        await using (var s = EmbeddedEventStore.Open(_dir))
+        {
+            Assert.Equal(800UL, (await s.GetStreamInfoAsync("capture-old"))!.EventCount);
+            await s.AppendAsync("capture-old", ExpectedRevision.Exact(799), EventBatch.Of(k4));
+        }
+        var all = k1.Concat(k3).Concat(k4).ToArray();
+        await using var r = EmbeddedEventStore.Open(_dir, new EmbeddedStoreOptions { ReadOnly = true });
+        var objects = await r.ReadStreamAsync("capture-old").ToListAsync();
+        Assert.Equal(1000, objects.Count);
+        for (int i = 0; i < all.Length; i++) TestEvents.AssertSame(all[i], objects[i].Trace!);
+        foreach (ulong from in new ulong[] { 0, 150, 300, 555, 800, 999 })
+        {
+            long n = 0;
+            await foreach (var slice in r.ReadStreamBlocksAsync("capture-old", new StreamRevision(from)))
+            {
+                Assert.Equal(from + (ulong)n, slice.FirstRevision.Value);
+                for (int i = 0; i < slice.Count; i++) TestEvents.AssertSame(all[(int)from + n + i], slice.Block.ToTraceEvent(i));
+                n += slice.Count;
+            }
+            Assert.Equal(1000 - (long)from, n);
+        }
+        var v = await r.VerifyAsync();
+        Assert.True(v.Ok, string.Join("\n", v.Problems));
+        Assert.Equal(1000, v.Events);
+    }
+
+    [Fact]
+    public async Task A_kind_4_body_that_does_not_decode_is_reported_with_file_and_offset_by_reads_and_verify()
+    {
+        await using (var w = EmbeddedEventStore.Open(_dir))
+        {
+            await w.AppendAsync("a", ExpectedRevision.NoStream, TestEvents.Batch(50, seed: 1));
+            await w.AppendAsync("a", ExpectedRevision.Exact(49), TestEvents.Batch(1000, seed: 2));
+        }
+        var seg = Path.Combine(_dir, "segments", SegmentFormat.SegmentFileName(0));
+        var data = File.ReadAllBytes(seg);
+        long off = SegmentFormat.SegmentHeaderSize;
+        FrameHeader h;
+        int batches = 0;
+        while (true) // to the second batch frame
+        {
+            Assert.Null(FrameHeader.ParseFixed(data.AsSpan((int)off), out h));
+            if (h.Type == FrameType.Batch && ++batches == 2) break;
+            off += h.FrameLength;
+        }
+        Assert.Equal(BodyKind.TraceEventsShaped, h.Kind);
+        // Replace the body by a zstd frame of a truncated raw body (the checksums made to match): only decoding can tell.
+        int bodyAt = (int)off + SegmentFormat.FrameHeaderSize + h.NameLength;
+        var raw = new ZstdSharp.Decompressor().Unwrap(data.AsSpan(bodyAt, h.BodyLength)).ToArray();
+        var bad = new ZstdSharp.Compressor(1).Wrap(raw.AsSpan(0, raw.Length - 40)).ToArray();
+        var fh = h with { BodyLength = bad.Length, RawLength = raw.Length - 40, BodyCrc = Crc32C.Compute(bad), Stream = "a" };
+        var rebuilt = data.AsSpan(0, (int)off).ToArray().Concat(fh.Build()).Concat(bad).Concat(data.AsSpan(bodyAt + h.BodyLength).ToArray()).ToArray();
+        File.WriteAllBytes(seg, rebuilt);
+        File.Delete(Path.Combine(_dir, "checkpoint"));
+        foreach (var f in Directory.GetFiles(Path.Combine(_dir, "index"))) File.Delete(f);
+
+        await using var s = EmbeddedEventStore.Open(_dir);
+        var ex = await Assert.ThrowsAsync<StoreCorruptException>(async () =>
+        {
+            await foreach (var _ in s.ReadStreamBlocksAsync("a", StreamRevision.Start)) { }
+        });
+        Assert.StartsWith($"{seg} at byte {off}: ", ex.Message);
+        Assert.Contains("truncated", ex.Message);
+        var ex2 = await Assert.ThrowsAsync<StoreCorruptException>(async () => await s.ReadStreamAsync("a").ToListAsync());
+        Assert.StartsWith($"{seg} at byte {off}: ", ex2.Message);
+        // The first batch still reads.
+        await foreach (var slice in s.ReadStreamBlocksAsync("a", StreamRevision.Start))
+        {
+            Assert.Equal(50, slice.Count);
+            break;
+        }
+        var report = await s.VerifyAsync();
+        Assert.Contains(report.Problems, p => p.File == seg && p.Offset == off && p.What.Contains("truncated"));
     }
 }

@@ -417,6 +417,13 @@ public abstract class EventStoreConformance : IAsyncLifetime
             n += s.Count;
         }
         Assert.Equal(200_000, n);
+        n = 0;
+        await foreach (var s in Store.ReadStreamBlocksAsync("big", new StreamRevision(123_456), Deadline()))
+        {
+            for (int i = 0; i < s.Count; i++) TestEvents.AssertSame(big[123_456 + n + i], s.Block.ToTraceEvent(i));
+            n += s.Count;
+        }
+        Assert.Equal(200_000 - 123_456, n);
         var tail = await Store.ReadStreamAsync("capture-big", Direction.Backward, maxCount: 3, ct: Deadline()).ToListAsync();
         TestEvents.AssertSame(big[163839], tail[0].Trace!);
         Assert.Equal("{\"events\":163840}", await Store.GetStreamMetadataAsync("capture-big"));
@@ -473,6 +480,161 @@ public abstract class EventStoreConformance : IAsyncLifetime
         Assert.Equal(151, v.Events);
         Assert.Equal(3, v.Batches);
         Assert.Equal(2, v.Streams);
+    }
+
+    /// <summary>Every row of a block read from <paramref name="from"/>: revision, position, and the event copied out
+    /// before the next MoveNext (blocks are only valid until then).</summary>
+    async Task<List<(ulong Revision, ulong Position, TraceEvent Event, long RecordsSkipped)>> ReadBlockRowsAsync(StreamName stream, ulong from)
+    {
+        var rows = new List<(ulong, ulong, TraceEvent, long)>();
+        await foreach (var s in Store.ReadStreamBlocksAsync(stream, new StreamRevision(from), Deadline()))
+        {
+            Assert.Equal(stream, s.Stream);
+            Assert.True(s.Count > 0);
+            Assert.Equal(s.Block.Count, s.Count);
+            Assert.Equal(s.FirstRevision.Value + 5, s.RevisionOf(5).Value);
+            Assert.Equal(s.FirstPosition.Value + 5, s.PositionOf(5).Value);
+            for (int i = 0; i < s.Count; i++)
+                rows.Add((s.RevisionOf(i).Value, s.PositionOf(i).Value, s.Block.ToTraceEvent(i), i == 0 ? s.RecordsSkipped : 0));
+        }
+        return rows;
+    }
+
+    static void AssertRowsMatch(IReadOnlyList<ResolvedEvent> expected, IReadOnlyList<(ulong Revision, ulong Position, TraceEvent Event, long RecordsSkipped)> rows)
+    {
+        Assert.Equal(expected.Count, rows.Count);
+        for (int i = 0; i < rows.Count; i++)
+        {
+            Assert.Equal(expected[i].Revision.Value, rows[i].Revision);
+            Assert.Equal(expected[i].Position.Value, rows[i].Position);
+            ShapedCodecTests.AssertExact(expected[i].Trace!, rows[i].Event);
+        }
+    }
+
+    [Fact]
+    public async Task Block_reads_equal_trace_event_reads_from_any_revision_across_batches()
+    {
+        var ev = TestEvents.Make(1200, seed: 21);
+        await Store.AppendAsync("blk", ExpectedRevision.NoStream, EventBatch.Of(ev[..100]));
+        await Store.AppendAsync("other", ExpectedRevision.NoStream, TestEvents.Batch(7));
+        await Store.AppendAsync("blk", ExpectedRevision.Exact(99), EventBatch.Of(ev[100..101]));
+        // Block batches from one reused block, in a multi-batch transaction.
+        var block = new EventBlock(16);
+        await using (var tx = await Store.BeginAppendAsync("blk", ExpectedRevision.Exact(100)))
+        {
+            foreach (var (a, b) in new[] { (101, 351), (351, 352), (352, 900) })
+            {
+                block.Clear();
+                for (int i = a; i < b; i++) block.Add(ev[i]);
+                await tx.AppendAsync(EventBatch.Of(block));
+            }
+            block.Clear();
+            await tx.CommitAsync();
+        }
+        await Store.AppendAsync("other", ExpectedRevision.Exact(6), TestEvents.Batch(3));
+        await Store.AppendAsync("blk", ExpectedRevision.Exact(899), EventBatch.Of(ev[900..]));
+
+        var all = await Store.ReadStreamAsync("blk", ct: Deadline()).ToListAsync();
+        Assert.Equal(1200, all.Count);
+        for (int i = 0; i < all.Count; i++) TestEvents.AssertSame(ev[i], all[i].Trace!);
+        foreach (ulong from in new ulong[] { 0, 1, 50, 99, 100, 101, 102, 350, 351, 352, 899, 900, 1199, 1200, 5000 })
+        {
+            var rows = await ReadBlockRowsAsync("blk", from);
+            AssertRowsMatch(all.Skip((int)Math.Min(from, 1200)).ToList(), rows);
+            if (from < 1200) Assert.Equal(from, rows[0].Revision);
+        }
+        // Positions: "other" took 100..106 and 907..909.
+        var fromRows = await ReadBlockRowsAsync("blk", 0);
+        Assert.Equal(107UL, fromRows[100].Position);
+        Assert.Equal(910UL, fromRows[900].Position);
+        Assert.Equal(ev.Sum(e => e.Source), fromRows.Sum(r => r.Event.Source));
+
+        await ReopenAsync();
+        AssertRowsMatch(all.Skip(600).ToList(), await ReadBlockRowsAsync("blk", 600));
+        Assert.Empty(await ReadBlockRowsAsync("missing", 0));
+    }
+
+    [Fact]
+    public async Task Block_reads_of_deleted_and_recreated_streams()
+    {
+        await Store.AppendAsync("gone", ExpectedRevision.NoStream, TestEvents.Batch(40, seed: 2));
+        await Store.AppendAsync("gone", ExpectedRevision.Exact(39), TestEvents.Batch(40, seed: 3));
+        await Store.AppendAsync("keep", ExpectedRevision.NoStream, TestEvents.Batch(5, seed: 4));
+        await Store.DeleteStreamAsync("gone", ExpectedRevision.Exact(79));
+        Assert.Empty(await ReadBlockRowsAsync("gone", 0));
+        Assert.Empty(await ReadBlockRowsAsync("gone", 40));
+
+        var again = TestEvents.Make(30, seed: 5);
+        await Store.AppendAsync("gone", ExpectedRevision.NoStream, EventBatch.Of(again));
+        var rows = await ReadBlockRowsAsync("gone", 0);
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (ulong)i), rows.Select(r => r.Revision));
+        Assert.Equal(Enumerable.Range(85, 30).Select(i => (ulong)i), rows.Select(r => r.Position)); // positions are never reused
+        for (int i = 0; i < 30; i++) ShapedCodecTests.AssertExact(again[i], rows[i].Event);
+        AssertRowsMatch(await Store.ReadStreamAsync("gone", ct: Deadline()).ToListAsync(), rows);
+        AssertRowsMatch(await Store.ReadStreamAsync("keep", ct: Deadline()).ToListAsync(), await ReadBlockRowsAsync("keep", 0));
+    }
+
+    [Fact]
+    public async Task Block_reads_pass_over_typed_records_and_count_them()
+    {
+        var t1 = TestEvents.Make(3, seed: 1);
+        var t2 = TestEvents.Make(5, seed: 2);
+        var recs = Enumerable.Range(0, 50).Select(i => new EventRecord("AuditFinding", Encoding.UTF8.GetBytes("{\"i\":" + i + "}"))).ToArray();
+        await Store.AppendAsync("mixed", ExpectedRevision.NoStream, EventBatch.Of(t1));
+        await Store.AppendAsync("mixed", ExpectedRevision.Exact(2), EventBatch.Of(recs[..20]));
+        await Store.AppendAsync("mixed", ExpectedRevision.Exact(22), EventBatch.Of(recs[20..]));
+        await Store.AppendAsync("mixed", ExpectedRevision.Exact(52), EventBatch.Of(t2));
+        await Store.AppendAsync("mixed", ExpectedRevision.Exact(57), EventBatch.Of([new EventRecord("AuditSummary", new byte[] { 1 })]));
+        await Store.AppendAsync("only-records", ExpectedRevision.NoStream, EventBatch.Of(recs));
+
+        var all = await Store.ReadStreamAsync("mixed", ct: Deadline()).ToListAsync();
+        var traces = all.Where(e => e.Trace != null).ToList();
+        Assert.Equal(8, traces.Count);
+
+        var slices = new List<(ulong First, int Count, long Skipped)>();
+        await foreach (var s in Store.ReadStreamBlocksAsync("mixed", StreamRevision.Start, Deadline()))
+            slices.Add((s.FirstRevision.Value, s.Count, s.RecordsSkipped));
+        Assert.Equal([(0UL, 3, 0L), (53UL, 5, 50L)], slices);
+        AssertRowsMatch(traces, await ReadBlockRowsAsync("mixed", 0));
+
+        // From inside the records: the rest of them are counted.
+        var fromInside = await ReadBlockRowsAsync("mixed", 10);
+        AssertRowsMatch(traces.Skip(3).ToList(), fromInside);
+        Assert.Equal(43, fromInside[0].RecordsSkipped);
+        AssertRowsMatch(traces.Skip(4).ToList(), await ReadBlockRowsAsync("mixed", 54));
+        Assert.Empty(await ReadBlockRowsAsync("mixed", 58)); // trailing records: nothing to yield
+        Assert.Empty(await ReadBlockRowsAsync("only-records", 0));
+    }
+
+    [Fact]
+    public async Task Abandoning_a_block_read_midway_and_reading_again_works()
+    {
+        var ev = TestEvents.Make(5000, seed: 8);
+        await using (var tx = await Store.BeginAppendAsync("many", ExpectedRevision.NoStream))
+        {
+            for (int k = 0; k < 50; k++) await tx.AppendAsync(EventBatch.Of(ev.AsSpan(k * 100, 100)));
+            await tx.CommitAsync();
+        }
+        for (int round = 0; round < 3; round++)
+        {
+            int seen = 0;
+            await foreach (var s in Store.ReadStreamBlocksAsync("many", StreamRevision.Start, Deadline()))
+            {
+                ShapedCodecTests.AssertExact(ev[seen], s.Block.ToTraceEvent(0));
+                seen += s.Count;
+                if (seen >= 700) break;
+            }
+            Assert.Equal(700, seen);
+        }
+        using var cts = new CancellationTokenSource();
+        int n = 0;
+        var ex = await Record.ExceptionAsync(async () =>
+        {
+            await foreach (var s in Store.ReadStreamBlocksAsync("many", StreamRevision.Start, cts.Token))
+                if ((n += s.Count) >= 300) cts.Cancel();
+        });
+        Assert.IsAssignableFrom<OperationCanceledException>(ex);
+        AssertRowsMatch(await Store.ReadStreamAsync("many", ct: Deadline()).ToListAsync(), await ReadBlockRowsAsync("many", 0));
     }
 
     [Fact]

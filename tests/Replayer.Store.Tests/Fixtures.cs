@@ -63,6 +63,7 @@ sealed class NonDisposing(IEventStore inner) : IEventStore
     public Task<AppendResult> AppendAsync(StreamName stream, ExpectedRevision expected, EventBatch batch, CancellationToken ct = default) => inner.AppendAsync(stream, expected, batch, ct);
     public Task<IAppendTransaction> BeginAppendAsync(StreamName stream, ExpectedRevision expected, CancellationToken ct = default) => inner.BeginAppendAsync(stream, expected, ct);
     public IAsyncEnumerable<EventSlice> ReadStreamSlicesAsync(StreamName stream, StreamRevision from, CancellationToken ct = default) => inner.ReadStreamSlicesAsync(stream, from, ct);
+    public IAsyncEnumerable<EventBlockSlice> ReadStreamBlocksAsync(StreamName stream, StreamRevision from, CancellationToken ct = default) => inner.ReadStreamBlocksAsync(stream, from, ct);
     public IAsyncEnumerable<ResolvedEvent> ReadStreamAsync(StreamName stream, Direction direction = Direction.Forward, StreamRevision? from = null, long maxCount = long.MaxValue, CancellationToken ct = default) => inner.ReadStreamAsync(stream, direction, from, maxCount, ct);
     public IAsyncEnumerable<EventSlice> ReadAllSlicesAsync(GlobalPosition from, CancellationToken ct = default) => inner.ReadAllSlicesAsync(from, ct);
     public IAsyncEnumerable<ResolvedEvent> ReadAllAsync(GlobalPosition from, CancellationToken ct = default) => inner.ReadAllAsync(from, ct);

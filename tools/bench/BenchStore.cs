@@ -69,37 +69,52 @@ public sealed class BenchStore : IBenchmark
 
         var dir = Path.Combine(Path.GetTempPath(), "replayer-bench-store-" + Guid.NewGuid().ToString("N")[..8]);
         PostgresEventStore? pgStore = null;
+        // The same batches as blocks, for the block append (an ingest that reads blocks hands these over).
+        var blocks = new List<EventBlock>();
+        for (int i = 0; i < events.Length; i += batch)
+        {
+            var b = new EventBlock(batch);
+            for (int k = i; k < Math.Min(events.Length, i + batch); k++) b.Add(events[k]);
+            blocks.Add(b);
+        }
         try
         {
             // Warm-up: the whole capture once on a scratch store, printed as the cold figure. With tiered JIT,
-            // a few dozen batches leave most of the path (MessagePack writer, the managed zstd port) in tier-0
-            // or instrumented code for much of the run; that is a per-process start cost, not the store's
-            // steady state, so it is reported apart.
+            // a few dozen batches leave most of the path (the zstd port, MessagePack writer) in tier-0 or
+            // instrumented code for much of the run; that is a per-process start cost, not the store's steady
+            // state, so it is reported apart.
             var warm = dir + "-warm";
             Settle();
             using (var s = EmbeddedEventStore.Open(warm))
             {
-                var cpu = Cpu();
-                var t = Append(s, "warm", events, batch);
-                Console.WriteLine($"embedded append, cold (first in this process, tiered JIT warming up): {events.Length / t / 1e6:F2} M events/s, {Cpu() - cpu:F2} CPU-s");
-                cpu = Cpu();
-                var (rt, rn) = Read(s, "warm");
-                Console.WriteLine($"embedded read, cold: {rn / rt / 1e6:F2} M events/s, {Cpu() - cpu:F2} CPU-s");
+                var m = Measure(() => { Append(s, "warm", events, batch); return events.Length; });
+                Report("embedded append, cold (first in this process, tiered JIT warming up)", m);
+                Report("embedded read as blocks, cold", Measure(() => ReadBlocks(s, "warm")));
+                Report("embedded read as TraceEvents, cold", Measure(() => Read(s, "warm")));
+                Report("embedded append from blocks, cold", Measure(() => { AppendBlocks(s, "warm-blocks", blocks); return events.Length; }));
             }
             Directory.Delete(warm, true);
 
             Settle();
             using (var s = EmbeddedEventStore.Open(dir))
             {
-                var cpu = Cpu();
                 var pause = GC.GetTotalPauseDuration();
                 int gen2 = GC.CollectionCount(2);
-                var t = Append(s, "capture-bench", events, batch);
-                cpu = Cpu() - cpu;
-                Console.WriteLine($"embedded append: {events.Length} events in {t:F3}s = {events.Length / t / 1e6:F2} M events/s (batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s, {GC.CollectionCount(2) - gen2} gen2)");
+                var m = Measure(() => { Append(s, "capture-bench", events, batch); return events.Length; });
+                Report($"embedded append (TraceEvent batches of {batch}, one transaction, fsync on commit: commit took {LastCommitSeconds:F3}s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s, {GC.CollectionCount(2) - gen2} gen2)", m);
             }
             long size = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine($"embedded size: {size / 1e6:F1} MB = {(double)size / referenceBytes:F2}x the capture's trace.dat ({referenceBytes / 1e6:F1} MB); {size / (double)events.Length:F1} bytes/event");
+
+            var dirBlocks = dir + "-blocks";
+            Settle();
+            using (var s = EmbeddedEventStore.Open(dirBlocks))
+            {
+                var pause = GC.GetTotalPauseDuration();
+                var m = Measure(() => { AppendBlocks(s, "capture-bench", blocks); return events.Length; });
+                Report($"embedded append from blocks (EventBatch.Of(block) of {batch}, one transaction, fsync on commit; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)", m);
+            }
+            Directory.Delete(dirBlocks, true);
 
             if (pg is { Length: > 0 })
             {
@@ -108,35 +123,35 @@ public sealed class BenchStore : IBenchmark
                 pgStore = PostgresEventStore.Open(spec);
                 Append(pgStore, "warm", events.AsSpan(0, Math.Min(events.Length, batch * 32)).ToArray(), batch);
                 Settle();
-                var cpu = Cpu();
-                var t = Append(pgStore, "capture-bench", events, batch);
-                cpu = Cpu() - cpu;
-                Console.WriteLine($"postgres append: {events.Length} events in {t:F3}s = {events.Length / t / 1e3:F0} k events/s ({pgStore.Description}; {cpu:F2} CPU-s in this process)");
+                var m = Measure(() => { Append(pgStore, "capture-bench", events, batch); return events.Length; });
+                Report($"postgres append ({pgStore.Description}; CPU of this process only)", m, thousands: true);
             }
             else Console.WriteLine("postgres: skipped (no --pg and no REPLAYER_TEST_PG; start one with .ci/postgres.sh)");
 
             // Readers do not hold the source capture in memory: drop it before measuring reads.
             events = null!;
+            blocks = null!;
             Settle();
 
             using (var s = EmbeddedEventStore.Open(dir))
             {
                 for (int rep = 1; rep <= 2; rep++)
                 {
-                    var cpu = Cpu();
                     var pause = GC.GetTotalPauseDuration();
-                    var (t, n) = Read(s, "capture-bench");
-                    cpu = Cpu() - cpu;
-                    Console.WriteLine($"embedded read #{rep}: {n} events in {t:F3}s = {n / t / 1e6:F2} M events/s (every event decoded to a TraceEvent; {cpu:F2} CPU-s; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)");
+                    var m = Measure(() => ReadBlocks(s, "capture-bench"));
+                    Report($"embedded read as blocks #{rep} (every field of every event decoded into a block, every row touched; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)", m);
+                    pause = GC.GetTotalPauseDuration();
+                    m = Measure(() => Read(s, "capture-bench"));
+                    Report($"embedded read as TraceEvents #{rep} (every event a TraceEvent; GC pauses {(GC.GetTotalPauseDuration() - pause).TotalSeconds:F2}s)", m);
                 }
-                sw.Restart();
+                var sw2 = Stopwatch.StartNew();
                 var v = s.VerifyAsync().GetAwaiter().GetResult();
-                Console.WriteLine($"embedded verify: {(v.Ok ? "ok" : "PROBLEMS")} {v.Events} events in {sw.Elapsed.TotalSeconds:F3}s");
+                Console.WriteLine($"embedded verify: {(v.Ok ? "ok" : "PROBLEMS")} {v.Events} events in {sw2.Elapsed.TotalSeconds:F3}s");
             }
             if (pgStore != null)
             {
-                var (rt, n) = Read(pgStore, "capture-bench");
-                Console.WriteLine($"postgres read: {n} events in {rt:F3}s = {n / rt / 1e6:F2} M events/s");
+                Report("postgres read as blocks", Measure(() => ReadBlocks(pgStore, "capture-bench")));
+                Report("postgres read as TraceEvents", Measure(() => Read(pgStore, "capture-bench")));
             }
         }
         finally
@@ -151,73 +166,132 @@ public sealed class BenchStore : IBenchmark
         return 0;
     }
 
-    /// <summary>Single-thread cost of each step, wall and CPU (the machine may be shared).</summary>
+    readonly record struct Measured(double Wall, double Cpu, long Events, string Load);
+
+    static Measured Measure(Func<long> body)
+    {
+        var cpu = Cpu();
+        var sw = Stopwatch.StartNew();
+        long n = body();
+        double wall = sw.Elapsed.TotalSeconds;
+        return new Measured(wall, Cpu() - cpu, n, LoadAverage());
+    }
+
+    static void Report(string what, Measured m, bool thousands = false)
+    {
+        string rate = thousands ? $"{m.Events / m.Wall / 1e3:F0} k events/s" : $"{m.Events / m.Wall / 1e6:F2} M events/s";
+        Console.WriteLine($"{what}: {m.Events} events in {m.Wall:F3}s wall = {rate}; {m.Cpu:F2} CPU-s ({m.Events / Math.Max(m.Cpu, 1e-9) / 1e6:F2} M events per CPU-second); load average {m.Load}");
+    }
+
+    static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
+    /// <summary>Single-thread cost of each step of the stored form (body kind 4, shaped), in ns per event, wall and CPU
+    /// (the machine may be shared); zstd (what is written) against LZ4 for the same raw bodies; kind 3 for reference.</summary>
     static void CodecOnly(TraceEvent[] events, int batch)
     {
-        var batches = new List<EventBatch>();
-        for (int i = 0; i < events.Length; i += batch) batches.Add(EventBatch.Of(events[i..Math.Min(events.Length, i + batch)]));
+        var batches = new List<TraceEvent[]>();
+        for (int i = 0; i < events.Length; i += batch) batches.Add(events[i..Math.Min(events.Length, i + batch)]);
+        double N = events.Length;
         for (int rep = 0; rep < 2; rep++)
         {
-            var proc = Process.GetCurrentProcess();
-            var cpu0 = proc.TotalProcessorTime;
-            var sw = Stopwatch.StartNew();
-            var enc = batches.Select(b => BatchCodec.Encode(b)).ToList();
-            double encWall = sw.Elapsed.TotalSeconds, encCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
-            cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
-            sw.Restart();
-            long n = 0;
-            foreach (var e in enc) n += BatchCodec.Decode(e.Kind, e.Codec, e.RawLength, e.Count, e.Body, "bench").Events!.Length;
-            double decWall = sw.Elapsed.TotalSeconds, decCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
-            sw.Restart();
+            var ph = new Stopwatch();
+            double Ns(double seconds) => seconds * 1e9 / N;
+
+            // Encode phases.
             var raws = new List<byte[]>();
-            var dz = new ZstdSharp.Decompressor();
-            foreach (var e in enc) raws.Add(dz.Unwrap(e.Body).ToArray());
-            double dzWall = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            foreach (var r in raws) { var rd = new MessagePack.MessagePackReader(r); rd.Skip(); }
-            double skipWall = sw.Elapsed.TotalSeconds;
-            var alloc0 = GC.GetTotalAllocatedBytes(true);
-            var pause0 = GC.GetTotalPauseDuration();
-            int gc0 = GC.CollectionCount(0), gc2 = GC.CollectionCount(2);
-            sw.Restart();
-            long m = 0;
-            foreach (var r in raws) m += TraceEventDecoder.DecodeCompact(r, out _).Length;
-            double decOnly = sw.Elapsed.TotalSeconds;
-            Console.WriteLine($"  decode allocated {(GC.GetTotalAllocatedBytes(true) - alloc0) / (double)m:F0} bytes/event, GC pauses {(GC.GetTotalPauseDuration() - pause0).TotalSeconds:F3}s, {GC.CollectionCount(0) - gc0} gen0 / {GC.CollectionCount(2) - gc2} gen2 collections");
-            Console.WriteLine($"  zstd decompress {dzWall:F3}s, MessagePack skip {skipWall:F3}s, TraceEventDecoder {decOnly:F3}s ({m / decOnly / 1e6:F2} M/s)");
-            // Encode phases, one thread: MessagePack (compact body), zstd, CRC-32C of the compressed body.
-            var rawBuf = new System.Buffers.ArrayBufferWriter<byte>(1 << 20);
+            ph.Restart();
+            foreach (var b in batches) raws.Add(ShapedTraceEventCodec.Encode(b).ToArray());
+            double tEnc = ph.Elapsed.TotalSeconds;
+            long rawTotal = raws.Sum(r => (long)r.Length);
             var cz = new ZstdSharp.Compressor(BatchCodec.ZstdLevel);
             var zout = new byte[64 << 20];
-            double tMp = 0, tZ = 0, tCrc = 0;
-            long rawTotal = 0;
-            uint crcSink = 0;
-            var ph = new Stopwatch();
+            var zs = new List<byte[]>();
+            ph.Restart();
+            foreach (var r in raws) zs.Add(zout.AsSpan(0, cz.Wrap(r, zout)).ToArray());
+            double tZ = ph.Elapsed.TotalSeconds;
+            var ls = new List<byte[]>();
+            ph.Restart();
+            foreach (var r in raws) ls.Add(zout.AsSpan(0, K4os.Compression.LZ4.LZ4Codec.Encode(r, zout, K4os.Compression.LZ4.LZ4Level.L00_FAST)).ToArray());
+            double tL = ph.Elapsed.TotalSeconds;
+            uint crc = 0;
+            ph.Restart();
+            foreach (var z in zs) crc ^= Crc32C.Compute(z);
+            double tCrc = ph.Elapsed.TotalSeconds;
+            GC.KeepAlive(crc);
+            Console.WriteLine($"  encode: shaped body {Ns(tEnc):F0} ns/event ({rawTotal / N:F1} raw bytes/event), zstd level {BatchCodec.ZstdLevel} {Ns(tZ):F0} ns/event ({zs.Sum(z => (long)z.Length) / 1e6:F1} MB), LZ4 {Ns(tL):F0} ns/event ({ls.Sum(z => (long)z.Length) / 1e6:F1} MB), CRC-32C {Ns(tCrc):F1} ns/event");
+
+            // Decode phases.
+            var buf = new byte[64 << 20];
+            var dz = new ZstdSharp.Decompressor();
+            ph.Restart();
+            for (int i = 0; i < zs.Count; i++) dz.Unwrap(zs[i], buf.AsSpan(0, raws[i].Length));
+            double tDz = ph.Elapsed.TotalSeconds;
+            ph.Restart();
+            for (int i = 0; i < ls.Count; i++) K4os.Compression.LZ4.LZ4Codec.Decode(ls[i], buf.AsSpan(0, raws[i].Length));
+            double tDl = ph.Elapsed.TotalSeconds;
+            var block = new EventBlock(batch);
+            var alloc0 = GC.GetTotalAllocatedBytes(true);
+            ph.Restart();
+            long m = 0;
+            foreach (var r in raws)
+            {
+                block.Clear();
+                m += ShapedTraceEventCodec.Decode(r, block, 0, out _);
+            }
+            double tDec = ph.Elapsed.TotalSeconds;
+            double allocBlock = (GC.GetTotalAllocatedBytes(true) - alloc0) / N;
+            Console.WriteLine($"  decode: zstd {Ns(tDz):F0} ns/event, LZ4 {Ns(tDl):F0} ns/event, shaped body into a block {Ns(tDec):F0} ns/event ({allocBlock:F1} bytes/event allocated)");
+
+            // Whole batches as the store decodes them (decompress + decode, untrusted-data checks), one thread.
+            var encoded = batches.Select(b => BatchCodec.Encode(EventBatch.Of(b))).ToList();
+            var proc = Process.GetCurrentProcess();
+            double cpu0 = Cpu();
+            ph.Restart();
+            long nb = 0;
+            foreach (var e in encoded)
+            {
+                block.Clear();
+                BatchCodec.DecodeInto(e.Kind, e.Codec, e.RawLength, e.Count, e.Body, "bench", block);
+                nb += block.Count;
+            }
+            double bWall = ph.Elapsed.TotalSeconds, bCpu = Cpu() - cpu0;
+            alloc0 = GC.GetTotalAllocatedBytes(true);
+            cpu0 = Cpu();
+            ph.Restart();
+            long no = 0;
+            foreach (var e in encoded) no += BatchCodec.Decode(e.Kind, e.Codec, e.RawLength, e.Count, e.Body, "bench").Events!.Length;
+            double oWall = ph.Elapsed.TotalSeconds, oCpu = Cpu() - cpu0;
+            double allocObj = (GC.GetTotalAllocatedBytes(true) - alloc0) / N;
+
+            // Kind 3 (compact, zstd), what was written before, for reference.
+            var rawBuf = new System.Buffers.ArrayBufferWriter<byte>(1 << 20);
+            double t3Enc = 0, t3Dz = 0, t3Dec = 0;
+            long raw3 = 0;
             foreach (var b in batches)
             {
-                ph.Restart();
                 rawBuf.ResetWrittenCount();
-                CompactTraceEventEncoder.Encode(rawBuf, b.TraceEvents!);
-                tMp += ph.Elapsed.TotalSeconds;
-                rawTotal += rawBuf.WrittenCount;
                 ph.Restart();
-                int zn = cz.Wrap(rawBuf.WrittenSpan, zout);
-                tZ += ph.Elapsed.TotalSeconds;
+                CompactTraceEventEncoder.Encode(rawBuf, b);
+                t3Enc += ph.Elapsed.TotalSeconds;
+                raw3 += rawBuf.WrittenCount;
+                var z = zout.AsSpan(0, cz.Wrap(rawBuf.WrittenSpan, zout)).ToArray();
                 ph.Restart();
-                crcSink ^= Crc32C.Compute(zout.AsSpan(0, zn));
-                tCrc += ph.Elapsed.TotalSeconds;
+                int n3 = dz.Unwrap(z, buf);
+                t3Dz += ph.Elapsed.TotalSeconds;
+                ph.Restart();
+                TraceEventDecoder.DecodeCompact(buf.AsMemory(0, n3), out _);
+                t3Dec += ph.Elapsed.TotalSeconds;
             }
-            GC.KeepAlive(crcSink);
-            Console.WriteLine($"  encode phases: MessagePack {tMp:F3}s ({rawTotal / (double)events.Length:F1} raw bytes/event), zstd level {BatchCodec.ZstdLevel} {tZ:F3}s, CRC-32C {tCrc:F3}s");
-            Console.WriteLine($"codec #{rep + 1}: encode (MessagePack + zstd) {events.Length / encWall / 1e6:F2} M events/s wall, {events.Length / encCpu / 1e6:F2} M/s per CPU-second; decode (zstd + MessagePack) {n / decWall / 1e6:F2} M events/s wall, {n / decCpu / 1e6:F2} M/s per CPU-second; {enc.Sum(e => (long)e.Body.Length) / 1e6:F1} MB compressed of {enc.Sum(e => (long)e.RawLength) / 1e6:F1} MB");
+            Console.WriteLine($"  kind 3 for reference: encode {Ns(t3Enc):F0} ns/event ({raw3 / N:F1} raw bytes/event), zstd decompress {Ns(t3Dz):F0} ns/event, decode to TraceEvents {Ns(t3Dec):F0} ns/event");
+            Console.WriteLine($"codec #{rep + 1}: encode (shaped + zstd) {Ns(tEnc + tZ):F0} ns/event; decode to blocks (zstd + shaped, as stored) {Ns(bWall):F0} ns/event wall, {bCpu * 1e9 / N:F0} ns/event CPU = {nb / bWall / 1e6:F2} M events/s on one thread; decode to TraceEvents {Ns(oWall):F0} ns/event wall, {oCpu * 1e9 / N:F0} ns CPU ({allocObj:F0} bytes/event allocated); {encoded.Sum(e => (long)e.Body.Length) / 1e6:F1} MB stored of {rawTotal / 1e6:F1} MB raw; load average {LoadAverage()}");
+            GC.KeepAlive(no);
         }
     }
 
     static double LastCommitSeconds;
 
-    static double Append(IEventStore s, string stream, TraceEvent[] events, int batch)
+    static void Append(IEventStore s, string stream, TraceEvent[] events, int batch)
     {
-        var sw = Stopwatch.StartNew();
         var tx = s.BeginAppendAsync(stream, ExpectedRevision.NoStream).GetAwaiter().GetResult();
         try
         {
@@ -231,12 +305,26 @@ public sealed class BenchStore : IBenchmark
         {
             tx.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-        return sw.Elapsed.TotalSeconds;
     }
 
-    static (double Seconds, long Events) Read(IEventStore s, string stream)
+    /// <summary>Appends block batches the way a block ingest does: <c>EventBatch.Of(block)</c> copies, so one block could be refilled.</summary>
+    static void AppendBlocks(IEventStore s, string stream, List<EventBlock> blocks)
     {
-        var sw = Stopwatch.StartNew();
+        var tx = s.BeginAppendAsync(stream, ExpectedRevision.NoStream).GetAwaiter().GetResult();
+        try
+        {
+            foreach (var b in blocks) tx.AppendAsync(EventBatch.Of(b)).GetAwaiter().GetResult();
+            tx.CommitAsync().GetAwaiter().GetResult();
+        }
+        finally
+        {
+            tx.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>Every event as a TraceEvent object, each one touched.</summary>
+    static long Read(IEventStore s, string stream)
+    {
         long n = 0, check = 0;
         var e = s.ReadStreamSlicesAsync(stream, StreamRevision.Start).GetAsyncEnumerator();
         try
@@ -245,7 +333,12 @@ public sealed class BenchStore : IBenchmark
             {
                 var slice = e.Current;
                 var a = slice.TraceEvents!;
-                for (int i = slice.Offset; i < slice.Offset + slice.Count; i++) check += a[i].Fields.Length;
+                for (int i = slice.Offset; i < slice.Offset + slice.Count; i++)
+                {
+                    var ev = a[i];
+                    check += ev.Timestamp + ev.Cpu + ev.Name.Length;
+                    foreach (var f in ev.Fields) check ^= (long)f.Bits;
+                }
                 n += slice.Count;
             }
         }
@@ -254,7 +347,36 @@ public sealed class BenchStore : IBenchmark
             e.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
         GC.KeepAlive(check);
-        return (sw.Elapsed.TotalSeconds, n);
+        return n;
+    }
+
+    /// <summary>Every event as a block row, each row and each field touched (as a consumer reading the columns would).</summary>
+    static long ReadBlocks(IEventStore s, string stream)
+    {
+        long n = 0, check = 0;
+        var e = s.ReadStreamBlocksAsync(stream, StreamRevision.Start).GetAsyncEnumerator();
+        try
+        {
+            while (e.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+            {
+                var b = e.Current.Block;
+                var ts = b.Timestamps;
+                var cpus = b.Cpus;
+                var names = b.Names;
+                for (int i = 0; i < ts.Length; i++)
+                {
+                    check += ts[i] + cpus[i] + names[i].Length;
+                    foreach (ref readonly var f in b.FieldsOf(i)) check ^= (long)f.Bits;
+                }
+                n += b.Count;
+            }
+        }
+        finally
+        {
+            e.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        GC.KeepAlive(check);
+        return n;
     }
 
     /// <summary>A full blocking collection before a measured phase, so that no background GC of the loading

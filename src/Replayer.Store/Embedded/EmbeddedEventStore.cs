@@ -745,27 +745,98 @@ public sealed class EmbeddedEventStore : EventStoreBase
         }
     }
 
-    /// <summary>Reads and checks one indexed frame; returns its body (decoded for batches).</summary>
-    (TraceEvent[]? Events, EventRecord[]? Records, byte[]? RawBody) ReadFrame(IndexEntry e, string stream)
+    /// <summary>Reads and checks one indexed frame (header, name, index agreement, body checksum) into a rented
+    /// buffer (return it to <see cref="System.Buffers.ArrayPool{T}.Shared"/>); the body starts at <c>BodyStart</c>.</summary>
+    (byte[] Buffer, FrameHeader Header, int BodyStart) ReadFrameBytes(IndexEntry e, string stream)
     {
         var path = SegPath(e.Segment);
         var h = ReadHandle(e.Segment);
         long len = RandomAccess.GetLength(h);
         if (e.Offset + e.FrameLength > len)
             throw new StoreCorruptException($"{path} at byte {e.Offset}: indexed frame of {e.FrameLength} bytes runs past the end of the file ({len} bytes)");
-        var buf = new byte[e.FrameLength];
-        SegmentReads.ReadExactly(h, buf, e.Offset);
-        var err = FrameHeader.ParseFixed(buf, out var fh);
-        if (err == null && fh.FrameLength != e.FrameLength) err = $"frame length {fh.FrameLength} differs from the index ({e.FrameLength})";
-        if (err == null) err = FrameHeader.FinishParse(buf.AsSpan(0, SegmentFormat.FrameHeaderSize + fh.NameLength), ref fh);
-        if (err == null && (fh.Stream != stream || fh.Type != e.Type || fh.FirstRevision != e.FirstRevision || fh.FirstPosition != e.FirstPosition || (e.Type == FrameType.Batch && fh.Count != e.Count)))
-            err = "frame does not match its index entry";
-        var body = buf.AsSpan(SegmentFormat.FrameHeaderSize + fh.NameLength);
-        if (err == null && Crc32C.Compute(body) != fh.BodyCrc) err = "body checksum mismatch";
-        if (err != null) throw new StoreCorruptException($"{path} at byte {e.Offset}: {err}");
-        if (fh.Type == FrameType.Metadata) return (null, null, body.ToArray());
-        var (ev, rec) = BatchCodec.Decode(fh.Kind, fh.Codec, fh.RawLength, fh.Count, body, $"{path} at byte {e.Offset}");
-        return (ev, rec, null);
+        var buf = System.Buffers.ArrayPool<byte>.Shared.Rent(checked((int)e.FrameLength));
+        try
+        {
+            var frame = buf.AsSpan(0, (int)e.FrameLength);
+            SegmentReads.ReadExactly(h, frame, e.Offset);
+            var err = FrameHeader.ParseFixed(frame, out var fh);
+            if (err == null && fh.FrameLength != e.FrameLength) err = $"frame length {fh.FrameLength} differs from the index ({e.FrameLength})";
+            if (err == null) err = FrameHeader.FinishParse(frame[..(SegmentFormat.FrameHeaderSize + fh.NameLength)], ref fh);
+            if (err == null && (fh.Stream != stream || fh.Type != e.Type || fh.FirstRevision != e.FirstRevision || fh.FirstPosition != e.FirstPosition || (e.Type == FrameType.Batch && fh.Count != e.Count)))
+                err = "frame does not match its index entry";
+            int bodyStart = SegmentFormat.FrameHeaderSize + fh.NameLength;
+            if (err == null && Crc32C.Compute(frame[bodyStart..]) != fh.BodyCrc) err = "body checksum mismatch";
+            if (err != null) throw new StoreCorruptException($"{path} at byte {e.Offset}: {err}");
+            return (buf, fh, bodyStart);
+        }
+        catch
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buf);
+            throw;
+        }
+    }
+
+    /// <summary>Reads and checks one indexed frame; returns its body (decoded for batches).</summary>
+    (TraceEvent[]? Events, EventRecord[]? Records, byte[]? RawBody) ReadFrame(IndexEntry e, string stream)
+    {
+        var (buf, fh, start) = ReadFrameBytes(e, stream);
+        try
+        {
+            var body = buf.AsSpan(start, (int)e.FrameLength - start);
+            if (fh.Type == FrameType.Metadata) return (null, null, body.ToArray());
+            var (ev, rec) = BatchCodec.Decode(fh.Kind, fh.Codec, fh.RawLength, fh.Count, body, $"{SegPath(e.Segment)} at byte {e.Offset}");
+            return (ev, rec, null);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buf);
+        }
+    }
+
+    /// <summary>Decodes one batch frame into <paramref name="block"/>, leaving out its first <paramref name="offset"/> events.</summary>
+    EventBlockSlice BlockSlice(IndexEntry e, string stream, int offset, int count, EventBlock block)
+    {
+        var (buf, fh, start) = ReadFrameBytes(e, stream);
+        try
+        {
+            var body = buf.AsSpan(start, (int)e.FrameLength - start);
+            var d = BatchCodec.DecodeInto(fh.Kind, fh.Codec, fh.RawLength, fh.Count, body, $"{SegPath(e.Segment)} at byte {e.Offset}", block, offset);
+            return new EventBlockSlice
+            {
+                Stream = new StreamName(stream), FirstRevision = e.FirstRevision + (ulong)offset, FirstPosition = e.FirstPosition + (ulong)offset,
+                Block = block, RecordsSkipped = d.IsRecords ? count : 0,
+            };
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buf);
+        }
+    }
+
+    public override IAsyncEnumerable<EventBlockSlice> ReadStreamBlocksAsync(StreamName stream, StreamRevision from, CancellationToken ct = default)
+    {
+        ThrowIfDisposed();
+        var plan = PlanForward(stream, from.Value);
+        return DecodeBlocksAhead(AsAsync(plan), (p, block) => BlockSlice(p.E, p.Stream, p.Offset, p.Count, block), _opts.ReadAhead, ct);
+    }
+
+    List<(IndexEntry E, string Stream, int Offset, int Count)> PlanForward(StreamName stream, ulong from)
+    {
+        var plan = new List<(IndexEntry, string, int, int)>();
+        lock (_state)
+        {
+            if (_streams.TryGetValue(stream.Value, out var st))
+            {
+                var b = st.Batches;
+                for (int i = FindByRevision(b, from); i < b.Count; i++)
+                {
+                    var e = b[i];
+                    int off = from > e.FirstRevision ? (int)(from - e.FirstRevision) : 0;
+                    plan.Add((e, st.Name, off, e.Count - off));
+                }
+            }
+        }
+        return plan;
     }
 
     EventSlice Slice(IndexEntry e, string stream, int offset, int count)
@@ -806,31 +877,19 @@ public sealed class EmbeddedEventStore : EventStoreBase
     protected override IAsyncEnumerable<EventSlice> ReadStreamSlicesCoreAsync(StreamName stream, ulong from, bool backward, CancellationToken ct)
     {
         ThrowIfDisposed();
+        if (!backward) return DecodeAhead(PlanForward(stream, from), ct);
         var plan = new List<(IndexEntry, string, int, int)>();
         lock (_state)
         {
             if (_streams.TryGetValue(stream.Value, out var st))
             {
                 var b = st.Batches;
-                if (!backward)
+                for (int i = b.Count - 1; i >= 0; i--)
                 {
-                    int i = FindByRevision(b, from);
-                    for (; i < b.Count; i++)
-                    {
-                        var e = b[i];
-                        int off = from > e.FirstRevision ? (int)(from - e.FirstRevision) : 0;
-                        plan.Add((e, st.Name, off, e.Count - off));
-                    }
-                }
-                else
-                {
-                    for (int i = b.Count - 1; i >= 0; i--)
-                    {
-                        var e = b[i];
-                        if (e.FirstRevision > from) continue;
-                        int cnt = from >= e.EndRevision - 1 ? e.Count : (int)(from - e.FirstRevision + 1);
-                        plan.Add((e, st.Name, 0, cnt));
-                    }
+                    var e = b[i];
+                    if (e.FirstRevision > from) continue;
+                    int cnt = from >= e.EndRevision - 1 ? e.Count : (int)(from - e.FirstRevision + 1);
+                    plan.Add((e, st.Name, 0, cnt));
                 }
             }
         }

@@ -65,7 +65,7 @@ public sealed class EmbeddedVerifier(string dir)
                     if (Crc32C.Compute(body) != fh.BodyCrc) err = "body checksum mismatch";
                     else if (fh.Type == FrameType.Batch)
                     {
-                        try { BatchCodec.Decode(fh.Kind, fh.Codec, fh.RawLength, fh.Count, body, "body"); }
+                        try { BatchCodec.Check(fh.Kind, fh.Codec, fh.RawLength, fh.Count, body, "body"); }
                         catch (StoreCorruptException e) { err = e.Message; }
                     }
                     else if (fh.Type == FrameType.Metadata)

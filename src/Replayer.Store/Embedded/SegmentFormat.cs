@@ -154,7 +154,7 @@ public readonly struct FrameHeader
         switch (h.Type)
         {
             case FrameType.Batch:
-                if (h.Kind is not (BodyKind.TraceEvents or BodyKind.Records or BodyKind.TraceEventsCompact)) return $"unknown body kind {(byte)h.Kind}";
+                if (h.Kind is not (BodyKind.TraceEvents or BodyKind.Records or BodyKind.TraceEventsCompact or BodyKind.TraceEventsShaped)) return $"unknown body kind {(byte)h.Kind}";
                 if (h.Codec is not (BodyCodec.None or BodyCodec.Zstd)) return $"unknown codec {(byte)h.Codec}";
                 if (h.Count == 0) return "empty batch";
                 break;
