@@ -49,10 +49,10 @@ public static class CheckCommand
         truth = GroundTruth(capture.GroundTruthFiles);
         var header = new CaptureHeader { KernelRelease = capture.KernelRelease };
         // the context stored at ingest, never the current disk; the source folder only for captures stored without one
-        var r = Replay.Audit.Run(capture.Events(), new AuditOptions
+        var r = Replay.Audit.Run(capture.Views(), new AuditOptions
         {
             Context = capture.Context, TracePath = capture.Context == null ? capture.TracePath : null, Header = header, Era = era, Applied = applied,
-        });
+        }, out _);
         return r with { Source = capture.StreamName };
     }
 

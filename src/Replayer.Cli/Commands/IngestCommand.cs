@@ -95,27 +95,27 @@ public static class IngestCommand
             var r = reader;
             WithProgress(path, size, report =>
             {
-                var batch = new TraceEvent[BatchSize];
-                int n = 0;
-                while (r.Read() is { } e)
+                // Reader → block → store: readers that decode into blocks (trace.dat, perf.data) allocate nothing
+                // per event, and EventBatch.Of copies the rows, so one block is refilled for every batch.
+                var block = new EventBlock(BatchSize);
+                while (true)
                 {
-                    batch[n++] = e;
-                    ref var c = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(perName, e.Name, out _);
-                    c++;
-                    if (n == BatchSize)
+                    block.Clear();
+                    if (r.ReadBlock(block, BatchSize) == 0) break;
+                    // Events of one name come in runs: count a run at once.
+                    var names = block.Names;
+                    for (int i = 0; i < names.Length; )
                     {
-                        // The store encodes batches in the background: hand over this array and start a new one.
-                        tx.AppendAsync(EventBatch.Of(batch)).GetAwaiter().GetResult();
-                        events += n;
-                        batch = new TraceEvent[BatchSize];
-                        n = 0;
-                        report(events);
+                        var name = names[i];
+                        int j = i + 1;
+                        while (j < names.Length && ReferenceEquals(names[j], name)) j++;
+                        ref var c = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(perName, name, out _);
+                        c += j - i;
+                        i = j;
                     }
-                }
-                if (n > 0)
-                {
-                    tx.AppendAsync(EventBatch.Of(batch.AsSpan(0, n))).GetAwaiter().GetResult();
-                    events += n;
+                    tx.AppendAsync(EventBatch.Of(block)).GetAwaiter().GetResult();
+                    events += block.Count;
+                    report(events);
                 }
             });
             format = reader.Format;

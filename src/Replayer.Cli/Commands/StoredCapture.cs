@@ -98,29 +98,75 @@ public sealed class StoredCapture : IDisposable
         TracePath = SourcePath != null && Directory.Exists(Path.GetDirectoryName(SourcePath)) ? SourcePath : null;
     }
 
-    /// <summary>The stored events, in order.</summary>
-    public IEnumerable<TraceEvent> Events()
+    /// <summary>The stored events in the store's blocks, in order. A block is valid until the enumeration moves on.</summary>
+    public IEnumerable<EventBlock> Blocks()
     {
-        var it = _store.ReadStreamAsync(new StreamName(StreamName)).GetAsyncEnumerator();
+        var it = _store.ReadStreamBlocksAsync(new StreamName(StreamName), StreamRevision.Start).GetAsyncEnumerator();
         try
         {
             while (it.MoveNextAsync().AsTask().GetAwaiter().GetResult())
-                if (it.Current.Trace is { } t) yield return t;
+                yield return it.Current.Block;
         }
         finally { it.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
     }
 
-    /// <summary>The stored events as a reader (format, header and counters as recorded at ingest).</summary>
+    /// <summary>The stored events as views of the store's blocks (no object per event): each view is valid until
+    /// the enumeration moves past it; <see cref="EventView.ToTraceEvent"/> keeps one.</summary>
+    public IEnumerable<EventView> Views()
+    {
+        foreach (var b in Blocks())
+            for (int i = 0; i < b.Count; i++) yield return new EventView(b, i);
+    }
+
+    /// <summary>The stored events, in order, as objects.</summary>
+    public IEnumerable<TraceEvent> Events()
+    {
+        foreach (var b in Blocks())
+            for (int i = 0; i < b.Count; i++) yield return b.ToTraceEvent(i);
+    }
+
+    /// <summary>The stored events as a reader (format, header and counters as recorded at ingest). It reads
+    /// blocks natively: <see cref="ITraceReader.ReadBlock"/> copies rows without an object per event.</summary>
     public ITraceReader OpenReader() => new Reader(this);
 
-    sealed class Reader(StoredCapture c) : ITraceReader
+    sealed class Reader(StoredCapture c) : IBlockTraceReader
     {
-        readonly IEnumerator<TraceEvent> _it = c.Events().GetEnumerator();
+        readonly IEnumerator<EventBlock> _it = c.Blocks().GetEnumerator();
+        EventBlock? _current;
+        int _row;
+
         public TraceFormat Format => c.Format;
         public string SourceName => c.StreamName;
         public CaptureHeader Header => c.Header;
         public ReadStats Stats => c.Stats;
-        public TraceEvent? Read() => _it.MoveNext() ? _it.Current : null;
+
+        /// <summary>The store's block with a row left, or null at the end.</summary>
+        EventBlock? Current()
+        {
+            while (_current == null || _row >= _current.Count)
+            {
+                if (!_it.MoveNext()) return _current = null;
+                _current = _it.Current;
+                _row = 0;
+            }
+            return _current;
+        }
+
+        public TraceEvent? Read() => Current() is { } b ? b.ToTraceEvent(_row++) : null;
+
+        public int ReadBlock(EventBlock block, int max)
+        {
+            int n = 0;
+            while (n < max && Current() is { } b)
+            {
+                int take = Math.Min(max - n, b.Count - _row);
+                for (int i = 0; i < take; i++) block.Add(b, _row + i);
+                _row += take;
+                n += take;
+            }
+            return n;
+        }
+
         public void Dispose() => _it.Dispose();
     }
 
