@@ -124,4 +124,18 @@ public class DomainDecoderTests
         var end = Assert.IsType<MigratePagesEndEvent>(d.Decode(Ev("migrate:mm_migrate_pages", null, U("nr_succeeded", 1280), U("nr_failed", 0), U("nr_thp_succeeded", 0), U("nr_thp_failed", 0), U("nr_thp_split", 0), EventField.Str("mode", "MIGRATE_SYNC"), EventField.Str("reason", "syscall_or_cpuset"))));
         Assert.Equal((1280UL, 0UL, "MIGRATE_SYNC"), (end.Succeeded, end.Failed, end.Mode));
     }
+
+    [Fact]
+    public void Definitions_added_after_decoding_began_apply_to_later_events_of_the_same_name()
+    {
+        var resolver = new ProbeResolver();
+        var d = new DomainDecoder(resolver);
+        var e = Ev("rt:my_probe", null, U("page", 0x1234), U("nr", 1));
+        // neither a known function nor a defined probe yet: generic
+        Assert.IsType<GenericEvent>(d.Decode(e));
+        resolver.AddDefinitions("p:rt/my_probe page_add_file_rmap page=%di:x64");
+        var add = Assert.IsType<RmapAddEvent>(d.Decode(e));
+        Assert.Equal("page_add_file_rmap", add.Function);
+        Assert.Equal(0x1234UL, add.Page.Pfn);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Runtime.CompilerServices;
 
 namespace Replayer.Core.Domain;
 
@@ -78,28 +79,67 @@ public sealed class DomainDecoder
         if (e.TryGet("vm", out var vmf) && vmf.IsInteger && vmf.Bits != 0) VmemmapBase = vmf.Bits;
         try
         {
-            ProbeTarget? probe = null;
-            if (e.Probe != null || _probes.Definitions.ContainsKey(e.Name)) probe = _probes.Resolve(e);
-            var shortName = e.ShortName.ToString();
-            if (probe == null && Tracepoints.Contains(shortName) && !IsProbeSystem(e.Name))
+            // What the name and probe column say is the same for every event with that name and probe:
+            // looked up once per distinct (name, probe) pair, not per event.
+            var c = Classify(e);
+            var probe = c.Probe;
+            if (!c.ProbeFirst && c.Tracepoint && !c.ProbeSystem)
             {
-                var tp = DecodeTracepoint(e, shortName);
+                var tp = DecodeTracepoint(e, c.ShortName);
                 if (tp != null) return tp;
             }
-            probe ??= _probes.Resolve(e);
             if (probe is { } pt)
             {
                 var d = DecodeProbe(e, pt);
                 if (d != null) return d;
                 return Generic(e, "probe on " + pt.Function + " lacks its fields");
             }
-            if (Tracepoints.Contains(shortName)) return Generic(e, "tracepoint lacks its fields");
+            if (c.Tracepoint) return Generic(e, "tracepoint lacks its fields");
         }
         catch (MissingFieldException m)
         {
             return Generic(e, m.Message);
         }
         return Generic(e, null);
+    }
+
+    /// <summary>How an event with a given name and probe column is decoded.</summary>
+    sealed class Classification
+    {
+        public required string Name;
+        public required string? ProbeColumn;
+        public required int Version;
+        public required string ShortName;
+        /// <summary>The probed function, if the event is a (known) probe.</summary>
+        public required ProbeTarget? Probe;
+        /// <summary>A probe column or a kprobe definition resolved to a function: decode as that probe first.</summary>
+        public required bool ProbeFirst;
+        public required bool Tracepoint;
+        public required bool ProbeSystem;
+    }
+
+    const int ClassSlots = 256;
+    readonly Classification?[] _classes = new Classification?[ClassSlots];
+
+    Classification Classify(EventView e)
+    {
+        string name = e.Name;
+        string? probeColumn = e.Probe;
+        int slot = (RuntimeHelpers.GetHashCode(name) * 31 + (probeColumn == null ? 0 : RuntimeHelpers.GetHashCode(probeColumn))) & (ClassSlots - 1);
+        var c = _classes[slot];
+        // Readers intern names and probe columns, so a hit is two reference comparisons; a miss (another pair
+        // in the slot, strings not interned, new definitions) classifies again.
+        if (c != null && ReferenceEquals(c.Name, name) && ReferenceEquals(c.ProbeColumn, probeColumn) && c.Version == _probes.Version) return c;
+        ProbeTarget? first = probeColumn != null || _probes.Definitions.ContainsKey(name) ? _probes.Resolve(e) : null;
+        var shortName = e.ShortName.ToString();
+        c = new Classification
+        {
+            Name = name, ProbeColumn = probeColumn, Version = _probes.Version, ShortName = shortName,
+            Probe = first ?? _probes.Resolve(e), ProbeFirst = first != null,
+            Tracepoint = Tracepoints.Contains(shortName), ProbeSystem = IsProbeSystem(name),
+        };
+        _classes[slot] = c;
+        return c;
     }
 
     static bool IsProbeSystem(string name) => name.StartsWith("rt:", StringComparison.Ordinal) || name.StartsWith("kprobes:", StringComparison.Ordinal);
@@ -110,8 +150,11 @@ public sealed class DomainDecoder
         return Fill(new GenericEvent { Raw = e.ToTraceEvent(), Note = note }, e);
     }
 
-    static T Fill<T>(T d, EventView e) where T : DomainEvent =>
-        d with { Timestamp = e.Timestamp, Cpu = e.Cpu, Pid = e.Pid, Comm = e.Comm, Source = e.Source, Name = e.Name };
+    static T Fill<T>(T d, EventView e) where T : DomainEvent
+    {
+        d.SetHeader(e.Timestamp, e.Cpu, e.Pid, e.Comm, e.Source, e.Name);
+        return d;
+    }
 
     sealed class MissingFieldException(string m) : Exception(m);
 

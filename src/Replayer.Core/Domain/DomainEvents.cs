@@ -84,14 +84,34 @@ public enum DomainKind
 [MessagePackObject]
 public abstract record DomainEvent
 {
-    [Key(0)] public long Timestamp { get; init; }
-    [Key(1)] public int Cpu { get; init; }
-    [Key(2)] public int Pid { get; init; }
-    [Key(3)] public string Comm { get; init; } = "";
+    // Explicit fields so the decoder can stamp the header onto the event it just built (SetHeader) instead
+    // of copying the whole record with `with`; to everyone else these are init-only as before.
+    long _timestamp;
+    int _cpu;
+    int _pid;
+    string _comm = "";
+    long _source;
+    string _name = "";
+
+    [Key(0)] public long Timestamp { get => _timestamp; init => _timestamp = value; }
+    [Key(1)] public int Cpu { get => _cpu; init => _cpu = value; }
+    [Key(2)] public int Pid { get => _pid; init => _pid = value; }
+    [Key(3)] public string Comm { get => _comm; init => _comm = value; }
     /// <summary>The originating TraceEvent's <see cref="TraceEvent.Source"/> (line or byte offset).</summary>
-    [Key(4)] public long Source { get; init; }
+    [Key(4)] public long Source { get => _source; init => _source = value; }
     /// <summary>The originating TraceEvent's name (<c>rt:file_rmap_add</c>).</summary>
-    [Key(5)] public string Name { get; init; } = "";
+    [Key(5)] public string Name { get => _name; init => _name = value; }
+
+    /// <summary>Sets the header of an event the decoder has just built and not yet handed out.</summary>
+    internal void SetHeader(long timestamp, int cpu, int pid, string comm, long source, string name)
+    {
+        _timestamp = timestamp;
+        _cpu = cpu;
+        _pid = pid;
+        _comm = comm;
+        _source = source;
+        _name = name;
+    }
 
     [IgnoreMember] public abstract DomainKind Kind { get; }
 }

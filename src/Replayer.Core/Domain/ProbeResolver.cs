@@ -36,10 +36,14 @@ public sealed class ProbeResolver
     /// <summary>Event names defined by the loaded kprobe definitions (<c>rt:file_rmap_add</c>).</summary>
     public IReadOnlyDictionary<string, ProbeTarget> Definitions => _byEvent;
 
+    /// <summary>Changes whenever definitions are added: what was resolved before may resolve differently now.</summary>
+    public int Version { get; private set; }
+
     /// <summary>Adds kprobe definitions in <c>kprobe_events</c> syntax (one per line; comments and
     /// blank lines ignored, unknown lines skipped).</summary>
     public void AddDefinitions(string text)
     {
+        Version++;
         foreach (var raw in text.Split('\n'))
         {
             var line = raw.Trim();
