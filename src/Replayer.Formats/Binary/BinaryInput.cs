@@ -200,6 +200,7 @@ public static class Endian
     public static ulong U64(ReadOnlySpan<byte> s, bool big) =>
         big ? BinaryPrimitives.ReadUInt64BigEndian(s) : BinaryPrimitives.ReadUInt64LittleEndian(s);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long SignExtend(ulong v, int size) => size switch
     {
         1 => (sbyte)v,

@@ -626,7 +626,12 @@ public sealed class RecordContext : IRecordContext
         _symbols = symbols ?? new Dictionary<string, ulong>();
     }
 
-    public void Set(byte[] buf, int off, int len) { _buf = buf; _off = off; _len = len; }
+    public void Set(byte[] buf, int off, int len)
+    {
+        if (!ReferenceEquals(_buf, buf)) _buf = buf; // pages mostly come from the same buffer: skip the write barrier
+        _off = off;
+        _len = len;
+    }
 
     public ReadOnlySpan<byte> Record => _buf.AsSpan(_off, _len);
     public bool BigEndian { get; }

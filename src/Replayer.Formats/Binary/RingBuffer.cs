@@ -284,6 +284,16 @@ public sealed class CpuStream
         InstanceIndex = instanceIndex;
     }
 
+    /// <summary>Diagnostics: reads (and decompresses) every remaining page without walking its events; returns
+    /// the bytes of page data. The stream is at its end afterwards.</summary>
+    public long DrainPages()
+    {
+        long bytes = 0;
+        while (_pages.NextPage(out _, out _, out _)) bytes += _l.PageSize;
+        _havePage = false;
+        return bytes;
+    }
+
     /// <summary>Advances to the next record or loss marker. False at the end of the CPU's data.</summary>
     public bool Next()
     {

@@ -98,7 +98,7 @@ public sealed class TraceDatReader : ITraceReader
         {
             if (_kallsymsData != null)
             {
-                _kallsyms = Kallsyms.Parse(_kallsymsData, out int bad);
+                _kallsyms = Kallsyms.ParseOwned(_kallsymsData, out int bad);
                 if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
                 _kallsymsData = null;
             }
@@ -837,6 +837,20 @@ public sealed class TraceDatReader : ITraceReader
         _lastPid = pid;
         _lastComm = c;
         return c;
+    }
+
+    /// <summary>Diagnostics for benchmarks: reads (and decompresses) every ring-buffer page of every CPU without
+    /// decoding events, to tell the cost of I/O and decompression from the cost of decoding; returns the bytes
+    /// of page data. Use on a fresh reader; it is at its end afterwards.</summary>
+    public long ReadPagesOnly()
+    {
+        if (_started) throw new InvalidOperationException("ReadPagesOnly on a reader that has started reading events");
+        _started = true;
+        long bytes = 0;
+        foreach (var s in _streams) bytes += s.DrainPages();
+        _live = [];
+        _liveCount = 0;
+        return bytes;
     }
 
     /// <summary>One zstd context for all of the reader's sections and chunks (null unless the file is zstd-compressed).</summary>
