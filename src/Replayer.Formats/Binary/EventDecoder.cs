@@ -90,6 +90,17 @@ public sealed class EventDecoder
     /// <summary>Printed fields that could not be evaluated (unknown helper or kernel variable): name → count.</summary>
     public bool Generic { get; }
 
+    /// <summary>A cached evaluation: the key (raw bytes of the fields read), the byte order it was read with,
+    /// whether the field could be evaluated, and the field.</summary>
+    struct Memo
+    {
+        public ulong Key;
+        public bool Used, BigEndian, Ok;
+        public EventField Field;
+    }
+
+    const int MemoSlots = 64;
+
     sealed class Printed
     {
         public required string Name;
@@ -109,6 +120,13 @@ public sealed class EventDecoder
         public int Offset, Size, FieldShift, ConvShift;
         public bool ConvSigned;
         public byte Kind;
+
+        /// <summary>When the field's value depends only on a few scalar record fields (at most 8 bytes together,
+        /// no kernel variables, no symbols printed): those fields, read into a key that a small direct-mapped
+        /// cache of evaluated fields is indexed by. Null when not cacheable, or when the cache stopped paying.</summary>
+        public RecordField[]? MemoFields;
+        public Memo[]? MemoCache;
+        public int MemoHits, MemoMisses;
 
         /// <summary>Scratch text of a field built from several conversions (or padded).</summary>
         public readonly CharBuffer Text = new();
@@ -205,6 +223,16 @@ public sealed class EventDecoder
                 int bits = c0.LongCount > 0 || !pr.ConvSigned && c0.Conv == 'p' ? 64 : c0.Half == 'h' ? 16 : c0.Half == 'H' ? 8 : 32;
                 pr.ConvShift = 64 - bits;
                 pr.Kind = pr.ConvSigned ? (byte)FieldType.S64 : (byte)((byte)FieldType.U64 | ((byte)pr.Style << 4));
+            }
+            if (pr.Direct == null)
+            {
+                var reads = new List<RecordField>();
+                if (a.All(x => PrintExpr.ReadsOnlyScalars(x, reads)) && reads.Count > 0 && reads.Sum(f => f.Size) <= 8
+                    && !convs.Any(c => c.Conv == 'p' && c.Ext.Length > 0))
+                {
+                    pr.MemoFields = reads.ToArray();
+                    pr.MemoCache = new Memo[MemoSlots];
+                }
             }
             printed.Add(pr);
             ci += n;
@@ -328,7 +356,7 @@ public sealed class EventDecoder
                 dst[n++] = new EventField(p.Name, p.Kind, p.DirectValue(raw), null);
                 continue;
             }
-            if (Evaluate(p, ctx, syms, out dst[n])) n++;
+            if (p.MemoCache != null ? EvaluateCached(p, ctx, syms, out dst[n]) : Evaluate(p, ctx, syms, out dst[n])) n++;
             else
             {
                 p.Unevaluated++;
@@ -374,6 +402,41 @@ public sealed class EventDecoder
             dst[i] = new EventField(p.Name, p.Kind, p.DirectValue(raw), null);
         }
         return printed.Length;
+    }
+
+    /// <summary><see cref="Evaluate"/> through the field's cache, keyed by the raw bytes of the record fields
+    /// the value depends on. A field whose values rarely repeat (a pfn) turns its cache off.</summary>
+    bool EvaluateCached(Printed p, RecordContext ctx, Kallsyms? syms, out EventField field)
+    {
+        var rec = ctx.Record;
+        bool big = ctx.BigEndian;
+        ulong key = 0;
+        foreach (var f in p.MemoFields!)
+        {
+            if (f.Offset + f.Size > rec.Length) return Evaluate(p, ctx, syms, out field);
+            ulong raw = Endian.Read(rec.Slice(f.Offset, f.Size), f.Size, big);
+            key = f.Size >= 8 ? raw : key << (8 * f.Size) | raw;
+        }
+        var cache = p.MemoCache!;
+        ref var m = ref cache[(int)(key * 0x9E3779B97F4A7C15UL >> 58)];
+        if (m.Used && m.Key == key && m.BigEndian == big)
+        {
+            p.MemoHits++;
+            field = m.Field;
+            return m.Ok;
+        }
+        bool ok = Evaluate(p, ctx, syms, out field);
+        m.Key = key;
+        m.BigEndian = big;
+        m.Ok = ok;
+        m.Field = field;
+        m.Used = true;
+        if (++p.MemoMisses >= 4096 && p.MemoHits < p.MemoMisses)
+        {
+            p.MemoCache = null; // values mostly new: evaluating is cheaper than caching
+            p.MemoFields = null;
+        }
+        return ok;
     }
 
     /// <summary>A printed field that is not a plain integer read: expressions, strings, joined conversions.</summary>

@@ -57,6 +57,31 @@ public abstract class PrintExpr
 
     public static PrintExpr Parse(string text, EventFormat format) => new Parser(text, format).ParseAll();
 
+    /// <summary>
+    /// Adds the record fields the expression reads to <paramref name="fields"/> and says whether its value is
+    /// a function of their bytes alone (with the record's byte order): only scalar fields, constants and
+    /// operators; no kernel variables, arrays or strings from the record. Such a value can be cached by
+    /// those bytes.
+    /// </summary>
+    internal static bool ReadsOnlyScalars(PrintExpr e, List<RecordField> fields)
+    {
+        switch (e)
+        {
+            case Const or UnknownExpr: return true;
+            case FieldRef fr:
+                if (!fr.Field.IsScalar) return false;
+                if (!fields.Contains(fr.Field)) fields.Add(fr.Field);
+                return true;
+            case Cast c: return ReadsOnlyScalars(c.Inner, fields);
+            case Unary u: return ReadsOnlyScalars(u.Operand, fields);
+            case Binary b: return ReadsOnlyScalars(b.Left, fields) && ReadsOnlyScalars(b.Right, fields);
+            case Ternary t: return ReadsOnlyScalars(t.Cond, fields) && ReadsOnlyScalars(t.IfTrue, fields) && ReadsOnlyScalars(t.IfFalse, fields);
+            case Symbolic sy: return ReadsOnlyScalars(sy.Value, fields);
+            case Flags fl: return ReadsOnlyScalars(fl.Value, fields);
+            default: return false; // Symbol (a kernel variable), Index, anything new
+        }
+    }
+
     // ---------------------------------------------------------------- nodes
 
     internal sealed class Const(PrintValue v) : PrintExpr
