@@ -239,6 +239,15 @@ public sealed class EventDecoder
         }
         _printed = printed.ToArray();
         _allDirect = _printed.Length > 0 && _printed.All(p => p.Direct != null);
+        if (_allDirect)
+        {
+            _slots = _printed.Select(p => new DirectSlot
+            {
+                Name = p.Name, Offset = p.Offset, Kind = p.Kind, SizeShift = 64 - 8 * p.Size, ConvShift = p.ConvShift,
+                FieldArith = p.FieldShift != 0 ? ulong.MaxValue : 0, ConvArith = p.ConvSigned ? ulong.MaxValue : 0,
+            }).ToArray();
+            _overreadEnd = _printed.Max(p => p.Offset) + 8;
+        }
         UsesSymbols = _parts.Conversions.Any(c => c.Conv == 'p' && c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F');
         IsProbe = _probeIp != null || _probeFunc != null;
         _probeIpField = _probeIp is PrintExpr.FieldRef { Field.IsScalar: true } ipRef ? ipRef.Field : null;
@@ -249,6 +258,22 @@ public sealed class EventDecoder
     /// record bytes they need end at <see cref="_directEnd"/>: then one tight loop decodes them.</summary>
     readonly bool _allDirect;
     readonly int _directEnd;
+    /// <summary>The all-direct fields compactly, for the loop that reads 8 bytes per field (when the buffer holds
+    /// <see cref="_overreadEnd"/> bytes from the record's start) and cuts them to size with shifts.</summary>
+    readonly DirectSlot[] _slots = [];
+    readonly int _overreadEnd;
+
+    struct DirectSlot
+    {
+        public string Name;
+        public int Offset;
+        /// <summary>64 - 8 * size: shifting left and back drops the bytes read past the field.</summary>
+        public int SizeShift;
+        public int ConvShift;
+        /// <summary>All ones where the shift back is arithmetic (sign-extending), else zero.</summary>
+        public ulong FieldArith, ConvArith;
+        public byte Kind;
+    }
 
     /// <summary>True when the schema's template and this decoder's reading of the print format disagree
     /// (then fewer fields are produced; counted by the readers).</summary>
@@ -344,7 +369,11 @@ public sealed class EventDecoder
         if (dst.Length < printed.Length) throw new ArgumentException($"room for {printed.Length} fields needed", nameof(dst));
         var rec = ctx.Record;
         bool big = ctx.BigEndian;
-        if (_allDirect && !big && rec.Length >= _directEnd) return DecodeDirectLittleEndian(printed, rec, dst);
+        if (_allDirect && !big && rec.Length >= _directEnd)
+        {
+            var following = ctx.RecordAndFollowing;
+            return following.Length >= _overreadEnd ? DecodeDirectWide(_slots, following, dst) : DecodeDirectLittleEndian(printed, rec, dst);
+        }
         int n = 0;
         for (int i = 0; i < printed.Length; i++)
         {
@@ -366,6 +395,24 @@ public sealed class EventDecoder
         return n;
     }
 
+    /// <summary>
+    /// Decodes the record's fields as the last row's fields of <paramref name="block"/> (the row the reader just
+    /// appended): reserves <see cref="FieldCount"/>, decodes in place, gives back what was left out. A decoder
+    /// that starts holding uncounted left-out fields is added to <paramref name="pending"/>, which the reader
+    /// flushes (<see cref="FlushStats"/>) before it returns to its caller.
+    /// </summary>
+    internal void AppendFields(EventBlock block, RecordContext ctx, Kallsyms? syms, List<EventDecoder> pending)
+    {
+        int max = _printed.Length;
+        if (max == 0) return;
+        var dst = block.AddFields(max);
+        bool was = HasPendingStats;
+        int got = DecodeFields(ctx, syms, dst);
+        if (got == max) return;
+        block.TrimLastFields(max - got);
+        if (!was && HasPendingStats) pending.Add(this);
+    }
+
     /// <summary>Fields left out since the last <see cref="FlushStats"/> are waiting to be counted.</summary>
     public bool HasPendingStats { get; private set; }
 
@@ -380,6 +427,25 @@ public sealed class EventDecoder
                 p.Unevaluated = 0;
             }
         HasPendingStats = false;
+    }
+
+    /// <summary>All fields direct, little-endian, and 8 bytes readable at every field's offset (the record's
+    /// buffer goes on past it): one 8-byte read per field, cut to the field's size and the conversion's width by
+    /// shift pairs, no per-field branches.</summary>
+    static int DecodeDirectWide(DirectSlot[] slots, ReadOnlySpan<byte> following, Span<EventField> dst)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(following);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            ref readonly var s = ref slots[i];
+            ulong x = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref r, s.Offset)) << s.SizeShift;
+            ulong l = x >> s.SizeShift, a = unchecked((ulong)((long)x >> s.SizeShift));
+            x = (l ^ ((l ^ a) & s.FieldArith)) << s.ConvShift;
+            l = x >> s.ConvShift;
+            a = unchecked((ulong)((long)x >> s.ConvShift));
+            dst[i] = new EventField(s.Name, s.Kind, l ^ ((l ^ a) & s.ConvArith), null);
+        }
+        return slots.Length;
     }
 
     /// <summary>All fields direct, little-endian, the record long enough for every one of them: no per-field
@@ -697,6 +763,9 @@ public sealed class RecordContext : IRecordContext
     }
 
     public ReadOnlySpan<byte> Record => _buf.AsSpan(_off, _len);
+    /// <summary>The record and whatever follows it in its buffer (for reads that may run past the record's end
+    /// and cut the excess off).</summary>
+    internal ReadOnlySpan<byte> RecordAndFollowing => _buf.AsSpan(_off);
     public bool BigEndian { get; }
     public int LongSize { get; }
     public bool TryGetSymbolValue(string name, out ulong value) => _symbols.TryGetValue(name, out value);

@@ -31,18 +31,9 @@ public sealed class PerfDataReader : ITraceReader
         public bool SampleIdAll;
         public ulong[] Ids = [];
         public string? Name;
-    }
-
-    /// <summary>A decoded sample: all but its comm, which depends on the COMM records before it in time.</summary>
-    sealed class Queued
-    {
-        public uint Type;
-        public ulong Time;
-        public long Source;
-        public EventField[] Fields = TraceEvent.NoFields;
-        public string Name = "";
-        public string? Probe, Flags, Rendered;
-        public int Cpu, Tid;
+        /// <summary>Name of its samples when their event has no format.</summary>
+        public string UnknownName => _unknown ??= Name ?? "unknown:config_" + Config.ToString(CultureInfo.InvariantCulture);
+        string? _unknown;
     }
 
     Stream _in;
@@ -77,7 +68,12 @@ public sealed class PerfDataReader : ITraceReader
     byte[] _arena = new byte[1 << 16];
     int _arenaLen;
     long _liveBytes;
-    readonly Queue<TraceEvent> _ready = new();
+    /// <summary>Events released by the time order and not yet returned, as rows (decoded in place, no object per
+    /// event); <see cref="_readyHead"/> is the next to return.</summary>
+    readonly EventBlock _ready = new(256);
+    int _readyHead;
+    /// <summary>Decoders holding counts of fields left out, added to <see cref="Stats"/> before Read/ReadBlock return.</summary>
+    readonly List<EventDecoder> _pendingStats = new();
     long _seq;
     ulong _nextFlush, _maxTime, _lastFlushed;
     bool _eof;
@@ -358,17 +354,81 @@ public sealed class PerfDataReader : ITraceReader
     public TraceEvent? Read()
     {
         if (!_learned) LearnSymbols();
-        while (true)
+        try
         {
-            if (_ready.Count > 0)
+            while (true)
             {
-                var e = _ready.Dequeue();
-                Stats.Events++;
-                return e;
+                if (_readyHead < _ready.Count)
+                {
+                    var e = _ready.ToTraceEvent(_readyHead++);
+                    if (_readyHead == _ready.Count) ResetReady();
+                    Stats.Events++;
+                    return e;
+                }
+                if (!Fill()) return null;
             }
+        }
+        finally
+        {
+            if (_pendingStats.Count > 0) FlushStats();
+        }
+    }
+
+    /// <summary>
+    /// Appends up to <paramref name="max"/> next events (the same events, in the same order, with the same stats
+    /// as <see cref="Read"/>) to <paramref name="block"/>: samples are decoded in place into the reader's rows of
+    /// released events and copied from there, no object per event. Mixing with <see cref="Read"/> is allowed.
+    /// With <see cref="BinaryReaderOptions.RenderText"/>, <see cref="NextRendered"/> pairs outputs with events
+    /// in order either way.
+    /// </summary>
+    public int ReadBlock(EventBlock block, int max)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        if (!_learned) LearnSymbols();
+        int n = 0;
+        try
+        {
+            while (n < max)
+            {
+                if (_readyHead < _ready.Count)
+                {
+                    int take = Math.Min(max - n, _ready.Count - _readyHead);
+                    for (int i = 0; i < take; i++) block.Add(_ready, _readyHead++);
+                    n += take;
+                    Stats.Events += take;
+                    if (_readyHead == _ready.Count) ResetReady();
+                    continue;
+                }
+                if (!Fill()) break;
+            }
+        }
+        finally
+        {
+            if (_pendingStats.Count > 0) FlushStats();
+        }
+        return n;
+    }
+
+    void ResetReady()
+    {
+        _ready.Clear();
+        _readyHead = 0;
+    }
+
+    void FlushStats()
+    {
+        foreach (var d in _pendingStats) d.FlushStats(Stats);
+        _pendingStats.Clear();
+    }
+
+    /// <summary>Processes input until events are released (or the input ends): false at the end.</summary>
+    bool Fill()
+    {
+        while (_readyHead >= _ready.Count)
+        {
             if (_eof)
             {
-                if (_queue.Count == 0) return null;
+                if (_queue.Count == 0) return false;
                 Flush(ulong.MaxValue);
                 continue;
             }
@@ -379,6 +439,7 @@ public sealed class PerfDataReader : ITraceReader
             }
             Process(buf, len, src);
         }
+        return true;
     }
 
     /// <summary>The next raw record (header included) from the compressed batch being drained or the input.</summary>
@@ -466,7 +527,7 @@ public sealed class PerfDataReader : ITraceReader
                 }
                 if ((a.SampleType & S_TIME) == 0)
                 {
-                    if (DecodeSample(buf, 0, len, source, a) is { } q) Emit(q);
+                    DecodeSample(buf, 0, len, source, a);
                     return;
                 }
                 EnqueueRaw(9, buf, len, source, SampleTime(a, span, source));
@@ -689,22 +750,12 @@ public sealed class PerfDataReader : ITraceReader
             if (p.Type == 9)
             {
                 var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
-                if (a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a) is { } q) Emit(q);
+                if (a != null) DecodeSample(_arena, p.Off, p.Len, p.Source, a);
             }
             else DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source);
         }
         if (_queue.Count == 0) _arenaLen = 0;
         else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
-    }
-
-    void Emit(Queued q)
-    {
-        if (_opt.RenderText) _rendered.Enqueue(LastRendered = q.Rendered);
-        _ready.Enqueue(new TraceEvent
-        {
-            Timestamp = (long)q.Time, Cpu = q.Cpu, Pid = q.Tid, Comm = Comm(q.Tid), Name = q.Name,
-            Fields = q.Fields, Probe = q.Probe, Flags = q.Flags, Source = q.Source,
-        });
     }
 
     void DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source)
@@ -748,11 +799,8 @@ public sealed class PerfDataReader : ITraceReader
                 Stats.DataLossMarkers++;
                 Stats.LostEvents += (long)Math.Min(lost, long.MaxValue);
                 if (_opt.RenderText) _rendered.Enqueue(null);
-                _ready.Enqueue(new TraceEvent
-                {
-                    Timestamp = (long)time, Cpu = cpu, Name = SyntheticEvents.DataLoss, Source = source,
-                    Fields = [EventField.U64("lost", lost)],
-                });
+                _ready.Append((long)time, cpu, 0, "", SyntheticEvents.DataLoss, null, null, source);
+                _ready.AddFields(1)[0] = EventField.U64("lost", lost);
                 return;
             }
         }
@@ -769,8 +817,10 @@ public sealed class PerfDataReader : ITraceReader
         return Endian.U64(rec[p..], _big);
     }
 
-    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>) into all but its comm.</summary>
-    Queued? DecodeSample(byte[] buf, int start, int len, long source, Attr a)
+    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>), released in time order,
+    /// as the next row of the ready events (its comm is the thread's name as of now); the one decode routine of
+    /// <see cref="Read"/> and <see cref="ReadBlock"/>.</summary>
+    void DecodeSample(byte[] buf, int start, int len, long source, Attr a)
     {
         var rec = buf.AsSpan(start, len);
         ulong st = a.SampleType;
@@ -816,7 +866,7 @@ public sealed class PerfDataReader : ITraceReader
         if ((st & S_RAW) == 0 || a.Type != PERF_TYPE_TRACEPOINT)
         {
             Stats.Add("perf.non_tracepoint_samples", StatSeverity.Info);
-            return null;
+            return;
         }
         uint rawSize = r.U32("raw data size");
         int rawOff = r.Pos;
@@ -827,23 +877,17 @@ public sealed class PerfDataReader : ITraceReader
         {
             Stats.Add("perf.sample_without_format", StatSeverity.Error);
             Stats.UnparsedLines++;
-            return new Queued
-            {
-                Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid,
-                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture),
-            };
+            if (_opt.RenderText) _rendered.Enqueue(LastRendered = null);
+            _ready.Append((long)time, cpu, tid, Comm(tid), a.UnknownName, null, null, source);
+            return;
         }
         _ctx.Set(buf, start + rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
-        return new Queued
-        {
-            Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid, Name = dec.Name,
-            Fields = dec.Fields(_ctx, Stats, _kallsyms),
-            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
-            Flags = dec.IrqFlags(raw),
-            Rendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null,
-        };
+        string? probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null;
+        if (_opt.RenderText) _rendered.Enqueue(LastRendered = dec.Render(_ctx, _kallsyms));
+        _ready.Append((long)time, cpu, tid, Comm(tid), dec.Name, probe, dec.IrqFlags(raw), source);
+        dec.AppendFields(_ready, _ctx, _kallsyms, _pendingStats);
     }
 
     readonly Queue<string?> _rendered = new();

@@ -808,21 +808,27 @@ public sealed class TraceDatReader : ITraceReader
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
         var syms = dec.UsesSymbols ? Kallsyms : null;
-        string? probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? Kallsyms : null) : null;
+        string? probe = dec.IsProbe ? dec.Probe(_ctx, ProbeSymbols) : null;
         block.Append(ts, s.Cpu, pid, Comm(pid), dec.Name, probe, dec.IrqFlags(rec), s.RecordPosition);
-        int max = dec.FieldCount;
-        if (max > 0)
-        {
-            var dst = block.AddFields(max);
-            int got = dec.DecodeFields(_ctx, syms, dst);
-            if (got < max)
-            {
-                block.TrimLastFields(max - got);
-                if (dec.HasPendingStats && !_pendingStats.Contains(dec)) _pendingStats.Add(dec);
-            }
-        }
+        dec.AppendFields(block, _ctx, syms, _pendingStats);
         return dec;
     }
+
+    /// <summary>Kallsyms for probe locations (null with <see cref="BinaryReaderOptions.SymbolicProbes"/> off), parsed on first use.</summary>
+    Kallsyms? ProbeSymbols
+    {
+        get
+        {
+            if (!_probeSymbolsReady)
+            {
+                _probeSymbols = _opt.SymbolicProbes ? Kallsyms : null;
+                _probeSymbolsReady = true;
+            }
+            return _probeSymbols;
+        }
+    }
+    Kallsyms? _probeSymbols;
+    bool _probeSymbolsReady;
 
     string UnknownName(int type)
     {
