@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -170,6 +171,8 @@ public sealed class EventDecoder
         _pid = format.Field("common_pid");
         _flags = format.Field("common_flags");
         _preempt = format.Field("common_preempt_count");
+        if (_pid != null) { _pidOffset = _pid.Offset; _pidSize = _pid.Size; }
+        if (_flags != null && _preempt != null) { _flagsOffset = _flags.Offset; _preemptOffset = _preempt.Offset; }
         var parts = PrintFormatParts.Parse(format.PrintFormat);
         var args = format.PrintArgs.Select(a => PrintExpr.Parse(a, format)).ToArray();
         _parts = parts;
@@ -302,14 +305,23 @@ public sealed class EventDecoder
 
     static string? NameFromArg(PrintExpr? e) => e?.PlainField?.Name;
 
-    public int Pid(ReadOnlySpan<byte> rec, bool big) =>
-        _pid != null && _pid.Offset + _pid.Size <= rec.Length ? (int)Endian.SignExtend(Endian.Read(rec.Slice(_pid.Offset, _pid.Size), _pid.Size, big), _pid.Size) : 0;
+    // common_pid / common_flags / common_preempt_count as plain offsets (-1: not in the format), read per event.
+    readonly int _pidOffset = -1, _pidSize, _flagsOffset = -1, _preemptOffset = -1;
+
+    public int Pid(ReadOnlySpan<byte> rec, bool big)
+    {
+        int off = _pidOffset, size = _pidSize;
+        if (off < 0 || off + size > rec.Length) return 0;
+        if (size == 4 && !big) return BinaryPrimitives.ReadInt32LittleEndian(rec[off..]);
+        return (int)Endian.SignExtend(Endian.Read(rec.Slice(off, size), size, big), size);
+    }
 
     /// <summary>The irq-info column raw ftrace prints (<c>d..3.</c>).</summary>
     public string? IrqFlags(ReadOnlySpan<byte> rec)
     {
-        if (_flags == null || _preempt == null || _flags.Offset >= rec.Length || _preempt.Offset >= rec.Length) return null;
-        return IrqFlagsText(rec[_flags.Offset], rec[_preempt.Offset]);
+        int f = _flagsOffset, p = _preemptOffset;
+        if (f < 0 || p < 0 || f >= rec.Length || p >= rec.Length) return null;
+        return IrqFlagsText(rec[f], rec[p]);
     }
 
     static readonly string?[] _flagCache = new string?[65536];
@@ -768,5 +780,29 @@ public sealed class RecordContext : IRecordContext
     internal ReadOnlySpan<byte> RecordAndFollowing => _buf.AsSpan(_off);
     public bool BigEndian { get; }
     public int LongSize { get; }
-    public bool TryGetSymbolValue(string name, out ulong value) => _symbols.TryGetValue(name, out value);
+    public bool TryGetSymbolValue(string name, out ulong value)
+    {
+        if (_symbolsFinal && ReferenceEquals(name, _lastSymbol))
+        {
+            value = _lastSymbolValue;
+            return _lastSymbolFound;
+        }
+        bool found = _symbols.TryGetValue(name, out value);
+        if (_symbolsFinal)
+        {
+            _lastSymbol = name;
+            _lastSymbolFound = found;
+            _lastSymbolValue = value;
+        }
+        return found;
+    }
+
+    /// <summary>Says the symbol values will not change any more (the reader has learned what it could before its
+    /// first event): then the last lookup is remembered, which saves a dictionary lookup per record for print
+    /// arguments such as <c>vmemmap_base</c>.</summary>
+    public void SymbolsAreFinal() => _symbolsFinal = true;
+
+    bool _symbolsFinal, _lastSymbolFound;
+    string? _lastSymbol;
+    ulong _lastSymbolValue;
 }

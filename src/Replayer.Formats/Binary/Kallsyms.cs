@@ -16,6 +16,7 @@ public sealed class Kallsyms
     readonly ulong[] _addr;
     readonly int[] _nameOff;
     readonly byte[] _text;
+    readonly int _textStart, _textEnd;
     readonly Dictionary<ulong, string> _cacheSized = new(), _cacheBare = new();
     readonly object _sortLock = new();
     int _scans;
@@ -24,33 +25,41 @@ public sealed class Kallsyms
     public int Count => _addr.Length;
 
     /// <summary>The kallsyms text this was parsed from (the trace.dat writer embeds it again).</summary>
-    public string Text => System.Text.Encoding.UTF8.GetString(_text);
+    public string Text => System.Text.Encoding.UTF8.GetString(_text, _textStart, _textEnd - _textStart);
 
-    Kallsyms(ulong[] addr, int[] nameOff, byte[] text)
+    Kallsyms(ulong[] addr, int[] nameOff, byte[] text, int start, int end)
     {
         _addr = addr;
         _nameOff = nameOff;
         _text = text;
+        _textStart = start;
+        _textEnd = end;
     }
 
     /// <summary>Parses kallsyms text (<c>addr type name [module]</c> per line). Malformed lines are skipped
     /// and counted in <paramref name="badLines"/>; returns null when no symbol has a non-zero address
     /// (kptr_restrict hides them all). Names are kept as offsets into the text until asked for.</summary>
-    public static Kallsyms? Parse(ReadOnlySpan<byte> text, out int badLines) => ParseOwned(text.ToArray(), out badLines);
+    public static Kallsyms? Parse(ReadOnlySpan<byte> text, out int badLines)
+    {
+        var copy = text.ToArray();
+        return ParseOwned(copy, 0, copy.Length, out badLines);
+    }
 
-    /// <summary><see cref="Parse"/> of a buffer the caller hands over (not copied; must not change afterwards).</summary>
-    internal static Kallsyms? ParseOwned(byte[] copy, out int badLines)
+    /// <summary><see cref="Parse"/> of <c>copy[start..start+length)</c>, a buffer the caller hands over (not copied;
+    /// must not change afterwards).</summary>
+    internal static Kallsyms? ParseOwned(byte[] copy, int start, int length, out int badLines)
     {
         badLines = 0;
-        int lines = copy.AsSpan().Count((byte)'\n') + 1;
+        int limit = start + length;
+        int lines = copy.AsSpan(start, length).Count((byte)'\n') + 1;
         var addrs = new ulong[lines];
         var offs = new int[lines];
         int count = 0;
-        int pos = 0;
-        while (pos < copy.Length)
+        int pos = start;
+        while (pos < limit)
         {
-            int nl = copy.AsSpan(pos).IndexOf((byte)'\n');
-            int end = nl < 0 ? copy.Length : pos + nl;
+            int nl = copy.AsSpan(pos, limit - pos).IndexOf((byte)'\n');
+            int end = nl < 0 ? limit : pos + nl;
             var line = copy.AsSpan(pos, end - pos);
             int lineStart = pos;
             pos = end + 1;
@@ -75,13 +84,13 @@ public sealed class Kallsyms
             Array.Resize(ref addrs, count);
             Array.Resize(ref offs, count);
         }
-        return new Kallsyms(addrs, offs, copy);
+        return new Kallsyms(addrs, offs, copy, start, limit);
     }
 
     string NameAt(int i)
     {
         int st = _nameOff[i], e = st;
-        while (e < _text.Length && _text[e] is not ((byte)'\n' or (byte)' ' or (byte)'\t')) e++;
+        while (e < _textEnd && _text[e] is not ((byte)'\n' or (byte)' ' or (byte)'\t')) e++;
         return System.Text.Encoding.UTF8.GetString(_text, st, e - st);
     }
 

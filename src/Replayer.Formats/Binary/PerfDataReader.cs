@@ -163,8 +163,10 @@ public sealed class PerfDataReader : ITraceReader
         _learned = true;
         if (_pipe) return;
         var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
-        if (want.Count == 0) return;
-        SymbolLookAhead.Learn(() => new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false), want, _symbols, Header);
+        if (want.Count > 0)
+            SymbolLookAhead.Learn(() => new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false), want, _symbols, Header);
+        // File mode has read its tracing data already: the context stays, and no symbol is learned later.
+        _ctx.SymbolsAreFinal();
     }
 
     // ------------------------------------------------------------------ file header

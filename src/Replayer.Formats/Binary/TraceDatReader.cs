@@ -98,7 +98,7 @@ public sealed class TraceDatReader : ITraceReader
         {
             if (_kallsymsData != null)
             {
-                _kallsyms = Kallsyms.ParseOwned(_kallsymsData, out int bad);
+                _kallsyms = Kallsyms.ParseOwned(_kallsymsData, _kallsymsStart, _kallsymsLength, out int bad);
                 if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
                 _kallsymsData = null;
             }
@@ -106,6 +106,7 @@ public sealed class TraceDatReader : ITraceReader
         }
     }
     byte[]? _kallsymsData;
+    int _kallsymsStart, _kallsymsLength;
     /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
     public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
@@ -222,7 +223,8 @@ public sealed class TraceDatReader : ITraceReader
         pos = ReadFtraceFormats(pos, _src.Length);
         pos = ReadEventFormats(pos, _src.Length);
         n = SizeAt(pos, 4, "kallsyms size", _src.Length - pos - 4); pos += 4;
-        LoadKallsyms(_src.ReadBytes(pos, n, "kallsyms")); pos += n;
+        var ks = _src.ReadBytes(pos, n, "kallsyms");
+        LoadKallsyms(ks, 0, ks.Length); pos += n;
         n = SizeAt(pos, 4, "printk formats size", _src.Length - pos - 4); pos += 4;
         Header.Properties["printk_formats.bytes"] = n.ToString(CultureInfo.InvariantCulture);
         pos += n;
@@ -361,12 +363,14 @@ public sealed class TraceDatReader : ITraceReader
         }
     }
 
-    void LoadKallsyms(byte[] data)
+    void LoadKallsyms(byte[] data, int start, int length)
     {
-        Header.Properties["kallsyms.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
-        if (data.Length == 0) return;
+        Header.Properties["kallsyms.bytes"] = length.ToString(CultureInfo.InvariantCulture);
+        if (length == 0) return;
         // Parsed on first use: only kprobe locations and %pS need it, and it is megabytes of text.
         _kallsymsData = data;
+        _kallsymsStart = start;
+        _kallsymsLength = length;
     }
 
     void LoadCmdlines(byte[] data)
@@ -445,7 +449,9 @@ public sealed class TraceDatReader : ITraceReader
                 case 19:
                 {
                     var r = new ByteReader(data, dataAt, _big, Name);
-                    LoadKallsyms(r.Bytes(r.U32("kallsyms size"), "kallsyms").ToArray());
+                    uint size = r.U32("kallsyms size");
+                    r.Need(size, "kallsyms");
+                    LoadKallsyms(data, r.Pos, (int)size); // kept in the section buffer, not copied
                     break;
                 }
                 case 20:
@@ -655,6 +661,7 @@ public sealed class TraceDatReader : ITraceReader
     {
         _started = true;
         LearnSymbols();
+        _ctx.SymbolsAreFinal();
         var live = new List<CpuStream>();
         foreach (var s in _streams)
             if (s.Next()) live.Add(s);
