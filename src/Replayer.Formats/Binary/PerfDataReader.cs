@@ -68,10 +68,13 @@ public sealed class PerfDataReader : ITraceReader
     byte[] _arena = new byte[1 << 16];
     int _arenaLen;
     long _liveBytes;
-    /// <summary>Events released by the time order and not yet returned, as rows (decoded in place, no object per
-    /// event); <see cref="_readyHead"/> is the next to return.</summary>
-    readonly EventBlock _ready = new(256);
-    int _readyHead;
+    /// <summary>Records whose time order is final (released by a round mark or the end of input) and not yet
+    /// consumed, in order; their bytes stay in <see cref="_arena"/> until consumed. Consuming one applies it
+    /// (COMM, FORK, ...) or decodes it as a row into the caller's block: no object per event, no copy.</summary>
+    Pending[] _released = new Pending[256];
+    int _releasedHead, _releasedCount;
+    /// <summary>The one-row block <see cref="Read"/> decodes into before making the event object.</summary>
+    readonly EventBlock _one = new(1);
     /// <summary>Decoders holding counts of fields left out, added to <see cref="Stats"/> before Read/ReadBlock return.</summary>
     readonly List<EventDecoder> _pendingStats = new();
     long _seq;
@@ -92,8 +95,8 @@ public sealed class PerfDataReader : ITraceReader
     public ReadStats Stats { get; } = new();
     public bool PipeMode => _pipe;
     public bool BigEndian => _big;
-    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample released
-    /// to the ready queue (use <see cref="NextRendered"/> to pair outputs with events).</summary>
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample decoded
+    /// (use <see cref="NextRendered"/> to pair outputs with events).</summary>
     public string? LastRendered { get; private set; }
 
     public PerfDataReader(string path, BinaryReaderOptions? options = null)
@@ -358,14 +361,14 @@ public sealed class PerfDataReader : ITraceReader
         if (!_learned) LearnSymbols();
         try
         {
+            var one = _one;
             while (true)
             {
-                if (_readyHead < _ready.Count)
+                one.Clear();
+                if (NextRow(one))
                 {
-                    var e = _ready.ToTraceEvent(_readyHead++);
-                    if (_readyHead == _ready.Count) ResetReady();
                     Stats.Events++;
-                    return e;
+                    return one.ToTraceEvent(0);
                 }
                 if (!Fill()) return null;
             }
@@ -377,11 +380,10 @@ public sealed class PerfDataReader : ITraceReader
     }
 
     /// <summary>
-    /// Appends up to <paramref name="max"/> next events (the same events, in the same order, with the same stats
-    /// as <see cref="Read"/>) to <paramref name="block"/>: samples are decoded in place into the reader's rows of
-    /// released events and copied from there, no object per event. Mixing with <see cref="Read"/> is allowed.
-    /// With <see cref="BinaryReaderOptions.RenderText"/>, <see cref="NextRendered"/> pairs outputs with events
-    /// in order either way.
+    /// Decodes up to <paramref name="max"/> next events (the same events, in the same order, with the same stats
+    /// as <see cref="Read"/>) straight into <paramref name="block"/>'s columns: no object per event. Mixing with
+    /// <see cref="Read"/> is allowed. With <see cref="BinaryReaderOptions.RenderText"/>, <see cref="NextRendered"/>
+    /// pairs outputs with events in order either way.
     /// </summary>
     public int ReadBlock(EventBlock block, int max)
     {
@@ -392,13 +394,10 @@ public sealed class PerfDataReader : ITraceReader
         {
             while (n < max)
             {
-                if (_readyHead < _ready.Count)
+                if (NextRow(block))
                 {
-                    int take = Math.Min(max - n, _ready.Count - _readyHead);
-                    for (int i = 0; i < take; i++) block.Add(_ready, _readyHead++);
-                    n += take;
-                    Stats.Events += take;
-                    if (_readyHead == _ready.Count) ResetReady();
+                    n++;
+                    Stats.Events++;
                     continue;
                 }
                 if (!Fill()) break;
@@ -411,22 +410,16 @@ public sealed class PerfDataReader : ITraceReader
         return n;
     }
 
-    void ResetReady()
-    {
-        _ready.Clear();
-        _readyHead = 0;
-    }
-
     void FlushStats()
     {
         foreach (var d in _pendingStats) d.FlushStats(Stats);
         _pendingStats.Clear();
     }
 
-    /// <summary>Processes input until events are released (or the input ends): false at the end.</summary>
+    /// <summary>Processes input until records are released (or the input ends): false at the end.</summary>
     bool Fill()
     {
-        while (_readyHead >= _ready.Count)
+        while (_releasedHead >= _releasedCount)
         {
             if (_eof)
             {
@@ -442,6 +435,56 @@ public sealed class PerfDataReader : ITraceReader
             Process(buf, len, src);
         }
         return true;
+    }
+
+    /// <summary>Consumes released records in order until one gives a row in <paramref name="block"/> (true), or
+    /// none is left (false). The one place samples are decoded, for <see cref="Read"/> and <see cref="ReadBlock"/>.</summary>
+    bool NextRow(EventBlock block)
+    {
+        while (_releasedHead < _releasedCount)
+        {
+            var p = _released[_releasedHead++];
+            bool row;
+            if (p.Type == 9)
+            {
+                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
+                row = a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a, block);
+            }
+            else row = DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source, block);
+            if (_releasedHead == _releasedCount)
+            {
+                _releasedHead = _releasedCount = 0;
+                // Every released record is consumed: the arena keeps only the queued ones.
+                if (_queue.Count == 0) _arenaLen = 0;
+                else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
+            }
+            if (row) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Appends a record to the released ones (its bytes already in the arena).</summary>
+    void Release(in Pending p)
+    {
+        if (_releasedCount == _released.Length) Array.Resize(ref _released, _released.Length * 2);
+        _released[_releasedCount++] = p;
+    }
+
+    /// <summary>A record that needs no time order (no timestamp): copied to the arena and released at once.</summary>
+    void ReleaseNow(uint type, byte[] buf, int len, long source)
+    {
+        int off = ToArena(buf, len);
+        Release(new Pending { Off = off, Len = len, Type = type, Source = source, Time = 0 });
+    }
+
+    int ToArena(byte[] buf, int len)
+    {
+        if (_arena.Length - _arenaLen < len)
+            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
+        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
+        int off = _arenaLen;
+        _arenaLen += len;
+        return off;
     }
 
     /// <summary>The next raw record (header included) from the compressed batch being drained or the input.</summary>
@@ -529,7 +572,7 @@ public sealed class PerfDataReader : ITraceReader
                 }
                 if ((a.SampleType & S_TIME) == 0)
                 {
-                    DecodeSample(buf, 0, len, source, a);
+                    ReleaseNow(9, buf, len, source);
                     return;
                 }
                 EnqueueRaw(9, buf, len, source, SampleTime(a, span, source));
@@ -544,7 +587,7 @@ public sealed class PerfDataReader : ITraceReader
                 ulong? t = RecordTime(type, buf.AsSpan(0, len), source);
                 if (t == null)
                 {
-                    DeliverOther(type, buf, 0, len, 0, source);
+                    ReleaseNow(type, buf, len, source);
                     return;
                 }
                 EnqueueRaw(type, buf, len, source, t.Value);
@@ -625,11 +668,8 @@ public sealed class PerfDataReader : ITraceReader
 
     void EnqueueRaw(uint type, byte[] buf, int len, long source, ulong time)
     {
-        if (_arena.Length - _arenaLen < len)
-            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
-        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
-        _queue.Enqueue(new Pending { Off = _arenaLen, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
-        _arenaLen += len;
+        int off = ToArena(buf, len);
+        _queue.Enqueue(new Pending { Off = off, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
         _liveBytes += len;
         if (time > _maxTime) _maxTime = time;
         if (_queue.Count > MaxQueued)
@@ -749,18 +789,12 @@ public sealed class PerfDataReader : ITraceReader
             _liveBytes -= p.Len;
             if (p.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
             else _lastFlushed = p.Time;
-            if (p.Type == 9)
-            {
-                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
-                if (a != null) DecodeSample(_arena, p.Off, p.Len, p.Source, a);
-            }
-            else DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source);
+            Release(p);
         }
-        if (_queue.Count == 0) _arenaLen = 0;
-        else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
     }
 
-    void DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source)
+    /// <summary>Applies a released non-sample record; true when it gave a row (a loss marker) in <paramref name="block"/>.</summary>
+    bool DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source, EventBlock block)
     {
         var rec = buf.AsSpan(start, len);
         switch (type)
@@ -773,7 +807,7 @@ public sealed class PerfDataReader : ITraceReader
                 int z = name.IndexOf((byte)0);
                 _comms[tid] = StringCache.Get(z >= 0 ? name[..z] : name);
                 Stats.Add("perf.comm_records", StatSeverity.Info);
-                return;
+                return false;
             }
             case 7:
             {
@@ -781,11 +815,11 @@ public sealed class PerfDataReader : ITraceReader
                 int ptid = (int)Endian.U32(rec[20..], _big), tid = (int)Endian.U32(rec[16..], _big);
                 if (_comms.TryGetValue(ptid, out var pc)) _comms[tid] = pc;
                 Stats.Add("perf.fork_records", StatSeverity.Info);
-                return;
+                return false;
             }
             case 4:
                 Stats.Add("perf.exit_records", StatSeverity.Info);
-                return;
+                return false;
             case 2 or 13:
             {
                 int lostAt = type == 2 ? 16 : 8;
@@ -801,11 +835,12 @@ public sealed class PerfDataReader : ITraceReader
                 Stats.DataLossMarkers++;
                 Stats.LostEvents += (long)Math.Min(lost, long.MaxValue);
                 if (_opt.RenderText) _rendered.Enqueue(null);
-                _ready.Append((long)time, cpu, 0, "", SyntheticEvents.DataLoss, null, null, source);
-                _ready.AddFields(1)[0] = EventField.U64("lost", lost);
-                return;
+                block.Append((long)time, cpu, 0, "", SyntheticEvents.DataLoss, null, null, source);
+                block.AddFields(1)[0] = EventField.U64("lost", lost);
+                return true;
             }
         }
+        return false;
     }
 
     /// <summary>The time of a sample whose attr has PERF_SAMPLE_TIME.</summary>
@@ -819,10 +854,10 @@ public sealed class PerfDataReader : ITraceReader
         return Endian.U64(rec[p..], _big);
     }
 
-    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>), released in time order,
-    /// as the next row of the ready events (its comm is the thread's name as of now); the one decode routine of
-    /// <see cref="Read"/> and <see cref="ReadBlock"/>.</summary>
-    void DecodeSample(byte[] buf, int start, int len, long source, Attr a)
+    /// <summary>Decodes a released sample (at <paramref name="start"/> of <paramref name="buf"/>) as a row of
+    /// <paramref name="block"/> (its comm is the thread's name as of now, in time order); false when it is not
+    /// a tracepoint sample (counted, no row).</summary>
+    bool DecodeSample(byte[] buf, int start, int len, long source, Attr a, EventBlock block)
     {
         var rec = buf.AsSpan(start, len);
         ulong st = a.SampleType;
@@ -868,7 +903,7 @@ public sealed class PerfDataReader : ITraceReader
         if ((st & S_RAW) == 0 || a.Type != PERF_TYPE_TRACEPOINT)
         {
             Stats.Add("perf.non_tracepoint_samples", StatSeverity.Info);
-            return;
+            return false;
         }
         uint rawSize = r.U32("raw data size");
         int rawOff = r.Pos;
@@ -880,16 +915,17 @@ public sealed class PerfDataReader : ITraceReader
             Stats.Add("perf.sample_without_format", StatSeverity.Error);
             Stats.UnparsedLines++;
             if (_opt.RenderText) _rendered.Enqueue(LastRendered = null);
-            _ready.Append((long)time, cpu, tid, Comm(tid), a.UnknownName, null, null, source);
-            return;
+            block.Append((long)time, cpu, tid, Comm(tid), a.UnknownName, null, null, source);
+            return true;
         }
         _ctx.Set(buf, start + rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
         string? probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null;
         if (_opt.RenderText) _rendered.Enqueue(LastRendered = dec.Render(_ctx, _kallsyms));
-        _ready.Append((long)time, cpu, tid, Comm(tid), dec.Name, probe, dec.IrqFlags(raw), source);
-        dec.AppendFields(_ready, _ctx, _kallsyms, _pendingStats);
+        block.Append((long)time, cpu, tid, Comm(tid), dec.Name, probe, dec.IrqFlags(raw), source);
+        dec.AppendFields(block, _ctx, _kallsyms, _pendingStats);
+        return true;
     }
 
     readonly Queue<string?> _rendered = new();
