@@ -250,8 +250,9 @@ public abstract class PrintExpr
                 return b0.Kind == ValueKind.Unknown ? b0 : new PrintValue(b0.Truthy ? 1UL : 0UL, false);
             }
             var a = l.Eval(ctx);
+            if (!a.IsInt) return PrintValue.Unknown; // the right side cannot change that (evaluating has no effects)
             var b = r.Eval(ctx);
-            if (!a.IsInt || !b.IsInt) return PrintValue.Unknown;
+            if (!b.IsInt) return PrintValue.Unknown;
             bool sg = a.Signed && b.Signed;
             ulong x = a.Bits, y = b.Bits;
             switch (code)
