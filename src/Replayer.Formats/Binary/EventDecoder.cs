@@ -707,7 +707,7 @@ public sealed class EventDecoder
 }
 
 /// <summary>A growable char buffer formatting without allocation (the decoder's scratch text).</summary>
-public sealed class CharBuffer
+internal sealed class CharBuffer
 {
     char[] _a = new char[128];
 
