@@ -680,24 +680,33 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    /// <summary>Moves the records still waiting to the front of a fresh arena.</summary>
+    /// <summary>Moves the records still waiting to the front of the arena: in place (the arena keeps its size, so
+    /// the next rounds do not grow it again), or into a fresh, smaller arena when a big one (over 64 MiB) is
+    /// mostly empty.</summary>
     void CompactArena()
     {
-        var items = new List<(Pending P, (ulong, long) Pri)>(_queue.Count);
+        var items = _compactItems;
+        items.Clear();
         while (_queue.TryDequeue(out var p, out var pri)) items.Add((p, pri));
-        var fresh = new byte[Math.Max(1 << 16, _liveBytes * 2)];
+        // In offset order every record moves toward the front, never over one not yet moved.
+        items.Sort(static (a, b) => a.P.Off.CompareTo(b.P.Off));
+        long want = Math.Max(1 << 16, _liveBytes * 2);
+        var target = _arena.Length > 64 << 20 && _arena.Length > want * 4 ? new byte[want] : _arena;
         int o = 0;
         foreach (var (p, pri) in items)
         {
-            Buffer.BlockCopy(_arena, p.Off, fresh, o, p.Len);
+            Buffer.BlockCopy(_arena, p.Off, target, o, p.Len);
             var moved = p;
             moved.Off = o;
             o += p.Len;
             _queue.Enqueue(moved, pri);
         }
-        _arena = fresh;
+        items.Clear();
+        _arena = target;
         _arenaLen = o;
     }
+
+    readonly List<(Pending P, (ulong, long) Pri)> _compactItems = new();
 
     static string RecordName(uint t) => t switch
     {
