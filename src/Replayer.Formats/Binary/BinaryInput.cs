@@ -49,16 +49,6 @@ public sealed class BinarySource : IDisposable
                 $"{what} ({count} bytes at offset {offset})", $"end of input at {Length}");
     }
 
-    /// <summary>Reads at most <paramref name="dst"/>.Length bytes at <paramref name="offset"/>, fewer only where
-    /// the input ends; returns how many.</summary>
-    public int ReadUpTo(long offset, Span<byte> dst, string what)
-    {
-        Check(offset, 0, what);
-        int n = (int)Math.Min(dst.Length, Length - offset);
-        Read(offset, dst[..n], what);
-        return n;
-    }
-
     public void Read(long offset, Span<byte> dst, string what)
     {
         Check(offset, dst.Length, what);
