@@ -49,26 +49,48 @@ if (args.Length >= 2 && args[0] == "run")
 Console.Error.WriteLine("usage: Replayer.Fuzz seeds DIR | libfuzzer | afl | run FILE...");
 return 2;
 
-// Decodes one input with the reader its magic selects. TraceInputException is the expected way to
-// reject bad input and is swallowed; any other exception escapes and is a finding.
+// Decodes one input with the reader its magic selects, once with Read() and once with ReadBlock (block sizes
+// 1, 7, 4096 in turn). TraceInputException is the expected way to reject bad input and is swallowed; any other
+// exception escapes and is a finding, and so is a difference between the two ways (events or error).
 static int Target(byte[] data)
+{
+    var (n, error) = Decode(data, blocks: false);
+    var (m, blockError) = Decode(data, blocks: true);
+    if (n != m || error != blockError)
+        throw new InvalidOperationException($"Read() gave {n} events ({error ?? "no error"}), ReadBlock {m} ({blockError ?? "no error"})");
+    return Math.Max(n, 0);
+}
+
+static (int Events, string? Error) Decode(byte[] data, bool blocks)
 {
     int n = 0;
     try
     {
-        if (data.Length >= 8 && (data.AsSpan(0, 8).SequenceEqual("PERFILE2"u8) || data.AsSpan(0, 8).SequenceEqual("2ELIFREP"u8)))
+        bool perf = data.Length >= 8 && (data.AsSpan(0, 8).SequenceEqual("PERFILE2"u8) || data.AsSpan(0, 8).SequenceEqual("2ELIFREP"u8));
+        using ITraceReader r = perf ? new PerfDataReader(new MemoryStream(data), "fuzz.perf") : new TraceDatReader(BinarySource.FromBytes(data, "fuzz.dat"));
+        if (blocks)
         {
-            using var r = new PerfDataReader(new MemoryStream(data), "fuzz.perf");
-            while (r.Read() != null && n < 1_000_000) n++;
+            var block = new EventBlock(16);
+            int[] sizes = [1, 7, 4096];
+            for (int call = 0; n < 1_000_000; call++)
+            {
+                block.Clear();
+                int got = r switch
+                {
+                    PerfDataReader p => p.ReadBlock(block, sizes[call % 3]),
+                    TraceDatReader t => t.ReadBlock(block, sizes[call % 3]),
+                    _ => 0,
+                };
+                if (got == 0) break;
+                n += got;
+            }
         }
         else
-        {
-            using var r = new TraceDatReader(BinarySource.FromBytes(data, "fuzz.dat"));
             while (r.Read() != null && n < 1_000_000) n++;
-        }
     }
-    catch (TraceInputException)
+    catch (TraceInputException e)
     {
+        return (-1, e.Message);
     }
-    return n;
+    return (n, null);
 }

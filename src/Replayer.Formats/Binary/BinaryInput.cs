@@ -190,6 +190,7 @@ public static class Endian
     public static ulong U64(ReadOnlySpan<byte> s, bool big) =>
         big ? BinaryPrimitives.ReadUInt64BigEndian(s) : BinaryPrimitives.ReadUInt64LittleEndian(s);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long SignExtend(ulong v, int size) => size switch
     {
         1 => (sbyte)v,
@@ -214,8 +215,11 @@ public static class Decompress
                 $"{uncompressed} bytes from {compressed} compressed");
     }
 
-    /// <summary>Decompresses exactly <paramref name="dst"/>.Length bytes.</summary>
-    public static void Into(string algorithm, ReadOnlySpan<byte> src, Span<byte> dst, string source, long offset, string what)
+    /// <summary>Decompresses exactly <paramref name="dst"/>.Length bytes. <paramref name="zstd"/>, when given,
+    /// is a decompression context reused across calls (creating one per call costs more than decoding a
+    /// small chunk).</summary>
+    public static void Into(string algorithm, ReadOnlySpan<byte> src, Span<byte> dst, string source, long offset, string what,
+        ZstdFrameDecoder? zstd = null)
     {
         int n;
         try
@@ -224,8 +228,13 @@ public static class Decompress
             {
                 case "zstd":
                 {
-                    using var d = new ZstdSharp.Decompressor();
-                    n = d.Unwrap(src, dst);
+                    if (zstd != null)
+                    {
+                        n = zstd.Decode(src, dst);
+                        break;
+                    }
+                    using var d = new ZstdFrameDecoder();
+                    n = d.Decode(src, dst);
                     break;
                 }
                 case "zlib":
@@ -261,6 +270,75 @@ public static class Decompress
 
     /// <summary>A read-only stream over a span copy (zlib needs a stream).</summary>
     sealed class UnmanagedSpanStream(ReadOnlySpan<byte> data) : MemoryStream(data.ToArray(), writable: false);
+}
+
+/// <summary>
+/// Decodes whole zstd frames into a buffer of known size with one reusable context: the system's libzstd
+/// (<c>libzstd.so.1</c>) when it loads, about a fifth faster than the managed port on trace.dat chunks and
+/// without its JIT warm-up, else ZstdSharp. Both give the same bytes; a corrupt frame fails with
+/// <see cref="InvalidDataException"/> (native) or <see cref="ZstdSharp.ZstdException"/> (managed), which
+/// <see cref="Decompress.Into"/> turns into one <see cref="TraceInputException"/>.
+/// <c>REPLAYER_ZSTD=managed</c> forces the managed decoder.
+/// </summary>
+public sealed unsafe class ZstdFrameDecoder : IDisposable
+{
+    static readonly delegate* unmanaged<nint> Create;
+    static readonly delegate* unmanaged<nint, nuint> Free;
+    static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> DecompressDCtx;
+    static readonly delegate* unmanaged<nuint, uint> IsError;
+    static readonly delegate* unmanaged<nuint, sbyte*> ErrorName;
+
+    /// <summary>True when frames are decoded by the system's libzstd.</summary>
+    public static bool Native { get; }
+
+    static ZstdFrameDecoder()
+    {
+        if (Environment.GetEnvironmentVariable("REPLAYER_ZSTD") == "managed") return;
+        if (!OperatingSystem.IsLinux() || !System.Runtime.InteropServices.NativeLibrary.TryLoad("libzstd.so.1", out var lib)) return;
+        if (!System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "ZSTD_createDCtx", out var c)
+            || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "ZSTD_freeDCtx", out var f)
+            || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "ZSTD_decompressDCtx", out var d)
+            || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "ZSTD_isError", out var e)
+            || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(lib, "ZSTD_getErrorName", out var n))
+            return;
+        Create = (delegate* unmanaged<nint>)c;
+        Free = (delegate* unmanaged<nint, nuint>)f;
+        DecompressDCtx = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)d;
+        IsError = (delegate* unmanaged<nuint, uint>)e;
+        ErrorName = (delegate* unmanaged<nuint, sbyte*>)n;
+        Native = true;
+    }
+
+    nint _dctx;
+    ZstdSharp.Decompressor? _managed;
+
+    /// <summary>Decodes all frames of <paramref name="src"/> into <paramref name="dst"/>; returns the bytes written.</summary>
+    public int Decode(ReadOnlySpan<byte> src, Span<byte> dst)
+    {
+        if (!Native) return (_managed ??= new ZstdSharp.Decompressor()).Unwrap(src, dst);
+        if (_dctx == 0)
+        {
+            _dctx = Create();
+            if (_dctx == 0) throw new OutOfMemoryException("ZSTD_createDCtx");
+        }
+        nuint r;
+        fixed (byte* s = src)
+        fixed (byte* d = dst)
+            r = DecompressDCtx(_dctx, d, (nuint)dst.Length, s, (nuint)src.Length);
+        if (IsError(r) != 0) throw new InvalidDataException(new string(ErrorName(r)));
+        return (int)r;
+    }
+
+    public void Dispose()
+    {
+        if (_dctx != 0)
+        {
+            Free(_dctx);
+            _dctx = 0;
+        }
+        _managed?.Dispose();
+        _managed = null;
+    }
 }
 
 /// <summary>A zstd stream decoded piecewise: state (window, partial blocks) carries over between

@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using Replayer.Core;
 
@@ -88,6 +91,17 @@ public sealed class EventDecoder
     /// <summary>Printed fields that could not be evaluated (unknown helper or kernel variable): name → count.</summary>
     public bool Generic { get; }
 
+    /// <summary>A cached evaluation: the key (raw bytes of the fields read), the byte order it was read with,
+    /// whether the field could be evaluated, and the field.</summary>
+    struct Memo
+    {
+        public ulong Key;
+        public bool Used, BigEndian, Ok;
+        public EventField Field;
+    }
+
+    const int MemoSlots = 64;
+
     sealed class Printed
     {
         public required string Name;
@@ -95,24 +109,59 @@ public sealed class EventDecoder
         public required PrintExpr[] Args;
         public required string[] Between; // literal text between consecutive conversions of a joined field
         public string? StatName;
+        public long Unevaluated;
+        public FieldType Type;
+        public FieldStyle Style;
+
+        /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
+        public RecordField? Direct;
+        // A direct field, precomputed: where it lies in the record, whether the record field is signed, the
+        // printf conversion's width as a shift (%d of a long prints its low 32 bits, sign-extended) and the
+        // EventField kind byte (type and style).
+        public int Offset, Size, FieldShift, ConvShift;
+        public bool ConvSigned;
+        public byte Kind;
+
+        /// <summary>When the field's value depends only on a few scalar record fields (at most 8 bytes together,
+        /// no kernel variables, no symbols printed): those fields, read into a key that a small direct-mapped
+        /// cache of evaluated fields is indexed by. Null when not cacheable, or when the cache stopped paying.</summary>
+        public RecordField[]? MemoFields;
+        public Memo[]? MemoCache;
+        public int MemoHits, MemoMisses;
+
+        /// <summary>Scratch text of a field built from several conversions (or padded).</summary>
+        public readonly CharBuffer Text = new();
         readonly Dictionary<string, string> _seen = new(StringComparer.Ordinal);
+        Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _seenBySpan;
+        bool _lookupReady;
         string? _last;
 
-        /// <summary>One string instance per distinct joined value (without the global intern table's cost).</summary>
-        public string Dedupe(StringBuilder sb)
+        /// <summary>One string instance per distinct value of the field (without the global intern table's
+        /// cost); a value seen before costs no allocation.</summary>
+        public string Dedupe(ReadOnlySpan<char> text)
         {
             var last = _last;
-            if (last != null && sb.Equals(last.AsSpan())) return last;
-            var s = sb.ToString();
-            if (_seen.TryGetValue(s, out var hit)) return _last = hit;
+            if (last != null && text.SequenceEqual(last)) return last;
+            if (!_lookupReady)
+            {
+                _seenBySpan = _seen.GetAlternateLookup<ReadOnlySpan<char>>();
+                _lookupReady = true;
+            }
+            if (_seenBySpan.TryGetValue(text, out var hit)) return _last = hit;
+            var s = new string(text);
             if (_seen.Count < 4096) _seen[s] = s;
             return _last = s;
         }
 
-        /// <summary>Set when the argument is a plain scalar <c>REC-&gt;field</c> printed as an integer.</summary>
-        public RecordField? Direct;
-        public FieldType Type;
-        public FieldStyle Style;
+        /// <summary>The field's value from its raw (zero-extended) record bytes: sign-extended when the record
+        /// field is signed (as <see cref="Endian.SignExtend"/>), then cut to the conversion's width.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ulong DirectValue(ulong raw)
+        {
+            raw = unchecked((ulong)((long)(raw << FieldShift) >> FieldShift));
+            int sh = ConvShift;
+            return ConvSigned ? unchecked((ulong)((long)(raw << sh) >> sh)) : raw << sh >> sh;
+        }
     }
 
     public EventDecoder(EventFormat format)
@@ -122,6 +171,8 @@ public sealed class EventDecoder
         _pid = format.Field("common_pid");
         _flags = format.Field("common_flags");
         _preempt = format.Field("common_preempt_count");
+        if (_pid != null) { _pidOffset = _pid.Offset; _pidSize = _pid.Size; }
+        if (_flags != null && _preempt != null) { _flagsOffset = _flags.Offset; _preemptOffset = _preempt.Offset; }
         var parts = PrintFormatParts.Parse(format.PrintFormat);
         var args = format.PrintArgs.Select(a => PrintExpr.Parse(a, format)).ToArray();
         _parts = parts;
@@ -163,11 +214,68 @@ public sealed class EventDecoder
             }
             var pr = new Printed { Name = tf.Name, Convs = convs, Args = a, Between = between, Type = n == 1 ? tf.Type : FieldType.Str, Style = tf.Style };
             if (n == 1 && a[0] is PrintExpr.FieldRef { Field.IsScalar: true } fr && pr.Type is FieldType.U64 or FieldType.S64 && convs[0].Conv is 'd' or 'i' or 'u' or 'x' or 'X' or 'p' && convs[0].Ext.Length == 0)
+            {
+                var c0 = convs[0];
                 pr.Direct = fr.Field;
+                pr.Offset = fr.Field.Offset;
+                pr.Size = fr.Field.Size;
+                // Endian.SignExtend widens 1, 2 and 4-byte signed fields; other sizes stay as read.
+                pr.FieldShift = fr.Field.Signed && fr.Field.Size is 1 or 2 or 4 ? 64 - 8 * fr.Field.Size : 0;
+                pr.ConvSigned = pr.Type == FieldType.S64;
+                // The same truncation as ToSigned / ToUnsigned, as a shift pair.
+                int bits = c0.LongCount > 0 || !pr.ConvSigned && c0.Conv == 'p' ? 64 : c0.Half == 'h' ? 16 : c0.Half == 'H' ? 8 : 32;
+                pr.ConvShift = 64 - bits;
+                pr.Kind = pr.ConvSigned ? (byte)FieldType.S64 : (byte)((byte)FieldType.U64 | ((byte)pr.Style << 4));
+            }
+            if (pr.Direct == null)
+            {
+                var reads = new List<RecordField>();
+                if (a.All(x => PrintExpr.ReadsOnlyScalars(x, reads)) && reads.Count > 0 && reads.Sum(f => f.Size) <= 8
+                    && !convs.Any(c => c.Conv == 'p' && c.Ext.Length > 0))
+                {
+                    pr.MemoFields = reads.ToArray();
+                    pr.MemoCache = new Memo[MemoSlots];
+                }
+            }
             printed.Add(pr);
             ci += n;
         }
         _printed = printed.ToArray();
+        _allDirect = _printed.Length > 0 && _printed.All(p => p.Direct != null);
+        if (_allDirect)
+        {
+            _slots = _printed.Select(p => new DirectSlot
+            {
+                Name = p.Name, Offset = p.Offset, Kind = p.Kind, SizeShift = 64 - 8 * p.Size, ConvShift = p.ConvShift,
+                FieldArith = p.FieldShift != 0 ? ulong.MaxValue : 0, ConvArith = p.ConvSigned ? ulong.MaxValue : 0,
+            }).ToArray();
+            _overreadEnd = _printed.Max(p => p.Offset) + 8;
+        }
+        UsesSymbols = _parts.Conversions.Any(c => c.Conv == 'p' && c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F');
+        IsProbe = _probeIp != null || _probeFunc != null;
+        _probeIpField = _probeIp is PrintExpr.FieldRef { Field.IsScalar: true } ipRef ? ipRef.Field : null;
+        _directEnd = _allDirect ? _printed.Max(p => p.Offset + p.Size) : int.MaxValue;
+    }
+
+    /// <summary>Every printed field is a plain integer read (most kprobe and many tracepoint formats), and the
+    /// record bytes they need end at <see cref="_directEnd"/>: then one tight loop decodes them.</summary>
+    readonly bool _allDirect;
+    readonly int _directEnd;
+    /// <summary>The all-direct fields compactly, for the loop that reads 8 bytes per field (when the buffer holds
+    /// <see cref="_overreadEnd"/> bytes from the record's start) and cuts them to size with shifts.</summary>
+    readonly DirectSlot[] _slots = [];
+    readonly int _overreadEnd;
+
+    struct DirectSlot
+    {
+        public string Name;
+        public int Offset;
+        /// <summary>64 - 8 * size: shifting left and back drops the bytes read past the field.</summary>
+        public int SizeShift;
+        public int ConvShift;
+        /// <summary>All ones where the shift back is arithmetic (sign-extending), else zero.</summary>
+        public ulong FieldArith, ConvArith;
+        public byte Kind;
     }
 
     /// <summary>True when the schema's template and this decoder's reading of the print format disagree
@@ -197,14 +305,23 @@ public sealed class EventDecoder
 
     static string? NameFromArg(PrintExpr? e) => e?.PlainField?.Name;
 
-    public int Pid(ReadOnlySpan<byte> rec, bool big) =>
-        _pid != null && _pid.Offset + _pid.Size <= rec.Length ? (int)Endian.SignExtend(Endian.Read(rec.Slice(_pid.Offset, _pid.Size), _pid.Size, big), _pid.Size) : 0;
+    // common_pid / common_flags / common_preempt_count as plain offsets (-1: not in the format), read per event.
+    readonly int _pidOffset = -1, _pidSize, _flagsOffset = -1, _preemptOffset = -1;
+
+    public int Pid(ReadOnlySpan<byte> rec, bool big)
+    {
+        int off = _pidOffset, size = _pidSize;
+        if (off < 0 || off + size > rec.Length) return 0;
+        if (size == 4 && !big) return BinaryPrimitives.ReadInt32LittleEndian(rec[off..]);
+        return (int)Endian.SignExtend(Endian.Read(rec.Slice(off, size), size, big), size);
+    }
 
     /// <summary>The irq-info column raw ftrace prints (<c>d..3.</c>).</summary>
     public string? IrqFlags(ReadOnlySpan<byte> rec)
     {
-        if (_flags == null || _preempt == null || _flags.Offset >= rec.Length || _preempt.Offset >= rec.Length) return null;
-        return IrqFlagsText(rec[_flags.Offset], rec[_preempt.Offset]);
+        int f = _flagsOffset, p = _preemptOffset;
+        if (f < 0 || p < 0 || f >= rec.Length || p >= rec.Length) return null;
+        return IrqFlagsText(rec[f], rec[p]);
     }
 
     static readonly string?[] _flagCache = new string?[65536];
@@ -226,71 +343,244 @@ public sealed class EventDecoder
         return s;
     }
 
-    /// <summary>Evaluates the printed fields. Fields whose value cannot be computed (a helper or kernel
-    /// variable not known) are left out and counted in <paramref name="stats"/>.</summary>
+    /// <summary>Most fields <see cref="DecodeFields"/> writes for one record (one per printed field).</summary>
+    public int FieldCount => _printed.Length;
+
+    /// <summary>Evaluates the printed fields into a new array. Fields whose value cannot be computed (a helper
+    /// or kernel variable not known) are left out and counted in <paramref name="stats"/>.</summary>
     public EventField[] Fields(RecordContext ctx, ReadStats stats, Kallsyms? syms)
     {
-        var printed = _printed;
-        if (printed.Length == 0) return TraceEvent.NoFields;
-        var result = new EventField[printed.Length];
-        int n = 0;
-        foreach (var p in printed)
-        {
-            if (p.Direct is { } df)
-            {
-                // REC->field printed as an integer: read it straight from the record.
-                var rec = ctx.Record;
-                if (df.Offset + df.Size <= rec.Length)
-                {
-                    ulong raw = Endian.Read(rec.Slice(df.Offset, df.Size), df.Size, ctx.BigEndian);
-                    if (df.Signed) raw = unchecked((ulong)Endian.SignExtend(raw, df.Size));
-                    var c0 = p.Convs[0];
-                    result[n++] = p.Type == FieldType.S64 ? EventField.S64(p.Name, ToSigned(raw, c0)) : EventField.U64(p.Name, ToUnsigned(raw, c0), p.Style);
-                    continue;
-                }
-            }
-            if (p.Convs.Length == 1)
-            {
-                var v = p.Args[0].Eval(ctx);
-                var c = p.Convs[0];
-                if (v.Kind == ValueKind.Unknown) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
-                switch (p.Type)
-                {
-                    case FieldType.S64 when v.IsInt:
-                        result[n++] = EventField.S64(p.Name, ToSigned(v.Bits, c));
-                        continue;
-                    case FieldType.U64 when v.IsInt:
-                        result[n++] = EventField.U64(p.Name, ToUnsigned(v.Bits, c), p.Style);
-                        continue;
-                }
-                result[n++] = EventField.Str(p.Name, FormatOne(v, c, syms));
-            }
-            else
-            {
-                var sb = new StringBuilder();
-                bool ok = true;
-                for (int k = 0; k < p.Convs.Length; k++)
-                {
-                    if (k > 0) sb.Append(p.Between[k - 1]);
-                    var v = p.Args[k].Eval(ctx);
-                    if (v.Kind == ValueKind.Unknown) { ok = false; break; }
-                    sb.Append(FormatOne(v, p.Convs[k], syms));
-                }
-                if (!ok) { stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info); continue; }
-                result[n++] = EventField.Str(p.Name, p.Dedupe(sb));
-            }
-        }
+        if (_printed.Length == 0) return TraceEvent.NoFields;
+        var result = new EventField[_printed.Length];
+        int n = DecodeFields(ctx, stats, syms, result);
         if (n != result.Length) Array.Resize(ref result, n);
         return result;
+    }
+
+    /// <summary><see cref="DecodeFields(RecordContext, Kallsyms?, Span{EventField})"/> with the fields left out
+    /// counted in <paramref name="stats"/> at once.</summary>
+    public int DecodeFields(RecordContext ctx, ReadStats stats, Kallsyms? syms, Span<EventField> dst)
+    {
+        int n = DecodeFields(ctx, syms, dst);
+        if (n < _printed.Length) FlushStats(stats);
+        return n;
+    }
+
+    /// <summary>
+    /// The one field decoder of both binary readers: evaluates the printed fields of the record in
+    /// <paramref name="ctx"/> into <paramref name="dst"/> (at least <see cref="FieldCount"/> long) and returns
+    /// how many it wrote. Integer fields read straight from the record allocate nothing; strings come from
+    /// caches (symbolic and flag names, per-field dedupe of joined text, <see cref="StringCache"/>), so a value
+    /// seen before costs no allocation. Fields whose value cannot be computed (a helper or kernel variable not
+    /// known) are left out and counted here until <see cref="FlushStats"/> adds the counts to the reader's
+    /// stats (a dictionary update per event would cost more than decoding it).
+    /// </summary>
+    public int DecodeFields(RecordContext ctx, Kallsyms? syms, Span<EventField> dst)
+    {
+        var printed = _printed;
+        if (dst.Length < printed.Length) throw new ArgumentException($"room for {printed.Length} fields needed", nameof(dst));
+        var rec = ctx.Record;
+        bool big = ctx.BigEndian;
+        if (_allDirect && !big && rec.Length >= _directEnd)
+        {
+            var following = ctx.RecordAndFollowing;
+            return following.Length >= _overreadEnd ? DecodeDirectWide(_slots, following, dst) : DecodeDirectLittleEndian(printed, rec, dst);
+        }
+        int n = 0;
+        for (int i = 0; i < printed.Length; i++)
+        {
+            var p = printed[i];
+            if (p.Direct != null && p.Offset + p.Size <= rec.Length)
+            {
+                // REC->field printed as an integer: read it straight from the record.
+                ulong raw = Endian.Read(rec.Slice(p.Offset, p.Size), p.Size, big);
+                dst[n++] = new EventField(p.Name, p.Kind, p.DirectValue(raw), null);
+                continue;
+            }
+            if (p.MemoCache != null ? EvaluateCached(p, ctx, syms, out dst[n]) : Evaluate(p, ctx, syms, out dst[n])) n++;
+            else
+            {
+                p.Unevaluated++;
+                HasPendingStats = true;
+            }
+        }
+        return n;
+    }
+
+    /// <summary>
+    /// Decodes the record's fields as the last row's fields of <paramref name="block"/> (the row the reader just
+    /// appended): reserves <see cref="FieldCount"/>, decodes in place, gives back what was left out. A decoder
+    /// that starts holding uncounted left-out fields is added to <paramref name="pending"/>, which the reader
+    /// flushes (<see cref="FlushStats"/>) before it returns to its caller.
+    /// </summary>
+    internal void AppendFields(EventBlock block, RecordContext ctx, Kallsyms? syms, List<EventDecoder> pending)
+    {
+        int max = _printed.Length;
+        if (max == 0) return;
+        var dst = block.AddFields(max);
+        bool was = HasPendingStats;
+        int got = DecodeFields(ctx, syms, dst);
+        if (got == max) return;
+        block.TrimLastFields(max - got);
+        if (!was && HasPendingStats) pending.Add(this);
+    }
+
+    /// <summary>Fields left out since the last <see cref="FlushStats"/> are waiting to be counted.</summary>
+    public bool HasPendingStats { get; private set; }
+
+    /// <summary>Adds the fields left out so far (<c>binary.unevaluated_field.system:event.field</c>) to <paramref name="stats"/>.</summary>
+    public void FlushStats(ReadStats stats)
+    {
+        if (!HasPendingStats) return;
+        foreach (var p in _printed)
+            if (p.Unevaluated > 0)
+            {
+                stats.Add(p.StatName ??= "binary.unevaluated_field." + Name + "." + p.Name, StatSeverity.Info, p.Unevaluated);
+                p.Unevaluated = 0;
+            }
+        HasPendingStats = false;
+    }
+
+    /// <summary>All fields direct, little-endian, and 8 bytes readable at every field's offset (the record's
+    /// buffer goes on past it): one 8-byte read per field, cut to the field's size and the conversion's width by
+    /// shift pairs, no per-field branches.</summary>
+    static int DecodeDirectWide(DirectSlot[] slots, ReadOnlySpan<byte> following, Span<EventField> dst)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(following);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            ref readonly var s = ref slots[i];
+            ulong x = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref r, s.Offset)) << s.SizeShift;
+            ulong l = x >> s.SizeShift, a = unchecked((ulong)((long)x >> s.SizeShift));
+            x = (l ^ ((l ^ a) & s.FieldArith)) << s.ConvShift;
+            l = x >> s.ConvShift;
+            a = unchecked((ulong)((long)x >> s.ConvShift));
+            dst[i] = new EventField(s.Name, s.Kind, l ^ ((l ^ a) & s.ConvArith), null);
+        }
+        return slots.Length;
+    }
+
+    /// <summary>All fields direct, little-endian, the record long enough for every one of them: no per-field
+    /// bounds or endianness checks.</summary>
+    static int DecodeDirectLittleEndian(Printed[] printed, ReadOnlySpan<byte> rec, Span<EventField> dst)
+    {
+        ref byte r = ref MemoryMarshal.GetReference(rec);
+        for (int i = 0; i < printed.Length; i++)
+        {
+            var p = printed[i];
+            ref byte at = ref Unsafe.Add(ref r, p.Offset);
+            ulong raw = p.Size switch
+            {
+                8 => Unsafe.ReadUnaligned<ulong>(ref at),
+                4 => Unsafe.ReadUnaligned<uint>(ref at),
+                2 => Unsafe.ReadUnaligned<ushort>(ref at),
+                1 => at,
+                _ => Endian.Read(rec.Slice(p.Offset, p.Size), p.Size, false),
+            };
+            dst[i] = new EventField(p.Name, p.Kind, p.DirectValue(raw), null);
+        }
+        return printed.Length;
+    }
+
+    /// <summary><see cref="Evaluate"/> through the field's cache, keyed by the raw bytes of the record fields
+    /// the value depends on. A field whose values rarely repeat (a pfn) turns its cache off.</summary>
+    bool EvaluateCached(Printed p, RecordContext ctx, Kallsyms? syms, out EventField field)
+    {
+        var rec = ctx.Record;
+        bool big = ctx.BigEndian;
+        ulong key = 0;
+        foreach (var f in p.MemoFields!)
+        {
+            if (f.Offset + f.Size > rec.Length) return Evaluate(p, ctx, syms, out field);
+            ulong raw = Endian.Read(rec.Slice(f.Offset, f.Size), f.Size, big);
+            key = f.Size >= 8 ? raw : key << (8 * f.Size) | raw;
+        }
+        var cache = p.MemoCache!;
+        ref var m = ref cache[(int)(key * 0x9E3779B97F4A7C15UL >> 58)];
+        if (m.Used && m.Key == key && m.BigEndian == big)
+        {
+            p.MemoHits++;
+            field = m.Field;
+            return m.Ok;
+        }
+        bool ok = Evaluate(p, ctx, syms, out field);
+        m.Key = key;
+        m.BigEndian = big;
+        m.Ok = ok;
+        m.Field = field;
+        m.Used = true;
+        if (++p.MemoMisses >= 4096 && p.MemoHits < p.MemoMisses)
+        {
+            p.MemoCache = null; // values mostly new: evaluating is cheaper than caching
+            p.MemoFields = null;
+        }
+        return ok;
+    }
+
+    /// <summary>A printed field that is not a plain integer read: expressions, strings, joined conversions.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    bool Evaluate(Printed p, RecordContext ctx, Kallsyms? syms, out EventField field)
+    {
+        if (p.Convs.Length == 1)
+        {
+            var v = p.Args[0].Eval(ctx);
+            var c = p.Convs[0];
+            if (v.Kind == ValueKind.Unknown) { field = default; return false; }
+            switch (p.Type)
+            {
+                case FieldType.S64 when v.IsInt:
+                    field = EventField.S64(p.Name, ToSigned(v.Bits, c));
+                    return true;
+                case FieldType.U64 when v.IsInt:
+                    field = EventField.U64(p.Name, ToUnsigned(v.Bits, c), p.Style);
+                    return true;
+            }
+            // A string as it is (the usual %s) needs no text built.
+            if (v.Kind == ValueKind.Str && c.Precision < 0 && c.Width <= v.Str!.Length)
+            {
+                field = EventField.Str(p.Name, v.Str);
+                return true;
+            }
+            var one = p.Text;
+            one.Clear();
+            AppendOne(one, v, c, syms);
+            field = EventField.Str(p.Name, p.Dedupe(one.Span));
+            return true;
+        }
+        var text = p.Text;
+        text.Clear();
+        for (int k = 0; k < p.Convs.Length; k++)
+        {
+            if (k > 0) text.Append(p.Between[k - 1]);
+            var v = p.Args[k].Eval(ctx);
+            if (v.Kind == ValueKind.Unknown) { field = default; return false; }
+            AppendOne(text, v, p.Convs[k], syms);
+        }
+        field = EventField.Str(p.Name, p.Dedupe(text.Span));
+        return true;
     }
 
     ulong _lastIp, _lastRet;
     Kallsyms? _lastSyms;
     string? _lastProbe;
 
+    /// <summary>A kprobe's <c>__probe_ip</c> as a plain record field (the usual case): read without evaluating.</summary>
+    readonly RecordField? _probeIpField;
+
     /// <summary>The kprobe location column, resolved through kallsyms when possible.</summary>
     public string? Probe(RecordContext ctx, Kallsyms? syms)
     {
+        if (_probeIpField is { } pf)
+        {
+            var rec = ctx.Record;
+            if (pf.Offset + pf.Size > rec.Length) return null;
+            ulong ip = Endian.Read(rec.Slice(pf.Offset, pf.Size), pf.Size, ctx.BigEndian);
+            if (pf.Signed) ip = unchecked((ulong)Endian.SignExtend(ip, pf.Size));
+            if (ip == _lastIp && ReferenceEquals(syms, _lastSyms) && _lastProbe != null) return _lastProbe;
+            _lastIp = ip;
+            _lastSyms = syms;
+            return _lastProbe = ProbeText(ip, syms, true);
+        }
         if (_probeIp != null)
         {
             var v = _probeIp.Eval(ctx);
@@ -340,26 +630,28 @@ public sealed class EventDecoder
     /// with kprobe addresses in hex; an argument that cannot be evaluated prints as <see cref="UnknownMark"/>.</summary>
     public string? Render(RecordContext ctx, Kallsyms? syms)
     {
-        var sb = new StringBuilder();
+        var b = _render;
+        b.Clear();
         for (int i = 0; i < _parts.Conversions.Length; i++)
         {
-            sb.Append(_parts.Literals[i]);
+            b.Append(_parts.Literals[i]);
             if (i >= _args.Length) return null;
             var v = _args[i].Eval(ctx);
-            if (v.Kind == ValueKind.Unknown) { sb.Append(UnknownMark); continue; }
-            sb.Append(FormatOne(v, _parts.Conversions[i], syms, libtraceevent: true));
+            if (v.Kind == ValueKind.Unknown) { b.Append(UnknownMark); continue; }
+            AppendOne(b, v, _parts.Conversions[i], syms, libtraceevent: true);
         }
-        sb.Append(_parts.Literals[^1]);
-        return sb.ToString();
+        b.Append(_parts.Literals[^1]);
+        return b.ToString();
     }
+
+    readonly CharBuffer _render = new();
 
     public const string UnknownMark = "<?>";
 
     /// <summary>True when a conversion prints a symbol (<c>%ps</c>, <c>%pS</c>): kallsyms is needed.</summary>
-    public bool UsesSymbols => _usesSymbols ??= _parts.Conversions.Any(c => c.Conv == 'p' && c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F');
-    bool? _usesSymbols;
+    public bool UsesSymbols { get; }
 
-    public bool IsProbe => _probeIp != null || _probeFunc != null;
+    public bool IsProbe { get; }
 
     /// <summary>For the trace.dat writer: the printed fields (name, conversions, argument expressions,
     /// literals between joined conversions) and the probe-location expressions.</summary>
@@ -373,40 +665,92 @@ public sealed class EventDecoder
     static ulong ToUnsigned(ulong v, Conversion c) => c.LongCount > 0 || c.Conv == 'p' ? v
         : c.Half == 'h' ? (ushort)v : c.Half == 'H' ? (byte)v : (uint)v;
 
-    /// <summary>Formats one value with its conversion, as printf would (for joined fields and %s).</summary>
-    static string FormatOne(PrintValue v, Conversion c, Kallsyms? syms, bool libtraceevent = false)
+    /// <summary>Appends one value formatted with its conversion, as printf would (for joined fields, padded
+    /// strings, symbols and the rendered print output).</summary>
+    static void AppendOne(CharBuffer b, PrintValue v, Conversion c, Kallsyms? syms, bool libtraceevent = false)
     {
-        string body;
+        int start = b.Length;
         if (v.Kind == ValueKind.Str)
         {
-            body = v.Str!;
+            var body = v.Str.AsSpan();
             if (c.Precision >= 0 && body.Length > c.Precision) body = body[..c.Precision];
+            b.Append(body);
         }
         else
         {
             switch (c.Conv)
             {
-                case 'd' or 'i': body = ToSigned(v.Bits, c).ToString(CultureInfo.InvariantCulture); break;
-                case 'u': body = ToUnsigned(v.Bits, c).ToString(CultureInfo.InvariantCulture); break;
-                case 'x': body = ToUnsigned(v.Bits, c).ToString("x", CultureInfo.InvariantCulture); break;
-                case 'X': body = ToUnsigned(v.Bits, c).ToString("X", CultureInfo.InvariantCulture); break;
-                case 'o': body = Convert.ToString((long)ToUnsigned(v.Bits, c), 8); break;
-                case 'c': body = ((char)(byte)v.Bits).ToString(); break;
+                case 'd' or 'i': b.AppendFormatted(ToSigned(v.Bits, c), default); break;
+                case 'u': b.AppendFormatted(ToUnsigned(v.Bits, c), default); break;
+                case 'x': b.AppendFormatted(ToUnsigned(v.Bits, c), "x"); break;
+                case 'X': b.AppendFormatted(ToUnsigned(v.Bits, c), "X"); break;
+                case 'o': b.Append(Convert.ToString((long)ToUnsigned(v.Bits, c), 8)); break;
+                case 'c': b.Append((char)(byte)v.Bits, 1); break;
                 case 'p':
-                    if (c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F' && syms != null)
-                        body = syms.Describe(v.Bits, c.Ext[0] is 'S' or 'F') ?? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture);
-                    else body = c.Ext.Length > 0 || libtraceevent ? "0x" + v.Bits.ToString("x", CultureInfo.InvariantCulture) : v.Bits.ToString("x16", CultureInfo.InvariantCulture);
+                    if (c.Ext.Length > 0 && c.Ext[0] is 's' or 'S' or 'f' or 'F' && syms != null
+                        && syms.Describe(v.Bits, c.Ext[0] is 'S' or 'F') is { } sym)
+                        b.Append(sym);
+                    else if (c.Ext.Length > 0 || libtraceevent) { b.Append("0x"); b.AppendFormatted(v.Bits, "x"); }
+                    else b.AppendFormatted(v.Bits, "x16");
                     break;
-                default: body = v.Bits.ToString(CultureInfo.InvariantCulture); break;
+                default: b.AppendFormatted(v.Bits, default); break;
             }
         }
-        if (c.Width > body.Length)
+        int len = b.Length - start;
+        if (c.Width > len)
         {
             char pad = c.ZeroPad && v.Kind == ValueKind.Int && !c.LeftAlign ? '0' : ' ';
-            body = c.LeftAlign ? body.PadRight(c.Width) : body.PadLeft(c.Width, pad);
+            if (c.LeftAlign) b.Append(' ', c.Width - len);
+            else b.Insert(start, pad, c.Width - len);
         }
-        return body;
     }
+}
+
+/// <summary>A growable char buffer formatting without allocation (the decoder's scratch text).</summary>
+internal sealed class CharBuffer
+{
+    char[] _a = new char[128];
+
+    public int Length { get; private set; }
+    public ReadOnlySpan<char> Span => _a.AsSpan(0, Length);
+    public void Clear() => Length = 0;
+
+    void Ensure(int more)
+    {
+        if (Length + more > _a.Length) Array.Resize(ref _a, Math.Max(_a.Length * 2, Length + more));
+    }
+
+    public void Append(ReadOnlySpan<char> s)
+    {
+        Ensure(s.Length);
+        s.CopyTo(_a.AsSpan(Length));
+        Length += s.Length;
+    }
+
+    public void Append(char c, int count)
+    {
+        Ensure(count);
+        _a.AsSpan(Length, count).Fill(c);
+        Length += count;
+    }
+
+    public void AppendFormatted<T>(T value, ReadOnlySpan<char> format) where T : ISpanFormattable
+    {
+        int written;
+        while (!value.TryFormat(_a.AsSpan(Length), out written, format, CultureInfo.InvariantCulture)) Ensure(_a.Length);
+        Length += written;
+    }
+
+    /// <summary>Inserts <paramref name="count"/> copies of <paramref name="c"/> at <paramref name="at"/>.</summary>
+    public void Insert(int at, char c, int count)
+    {
+        Ensure(count);
+        Array.Copy(_a, at, _a, at + count, Length - at);
+        _a.AsSpan(at, count).Fill(c);
+        Length += count;
+    }
+
+    public override string ToString() => new(Span);
 }
 
 /// <summary>The record an expression is evaluated against, reusable across records.</summary>
@@ -423,10 +767,42 @@ public sealed class RecordContext : IRecordContext
         _symbols = symbols ?? new Dictionary<string, ulong>();
     }
 
-    public void Set(byte[] buf, int off, int len) { _buf = buf; _off = off; _len = len; }
+    public void Set(byte[] buf, int off, int len)
+    {
+        if (!ReferenceEquals(_buf, buf)) _buf = buf; // pages mostly come from the same buffer: skip the write barrier
+        _off = off;
+        _len = len;
+    }
 
     public ReadOnlySpan<byte> Record => _buf.AsSpan(_off, _len);
+    /// <summary>The record and whatever follows it in its buffer (for reads that may run past the record's end
+    /// and cut the excess off).</summary>
+    internal ReadOnlySpan<byte> RecordAndFollowing => _buf.AsSpan(_off);
     public bool BigEndian { get; }
     public int LongSize { get; }
-    public bool TryGetSymbolValue(string name, out ulong value) => _symbols.TryGetValue(name, out value);
+    public bool TryGetSymbolValue(string name, out ulong value)
+    {
+        if (_symbolsFinal && ReferenceEquals(name, _lastSymbol))
+        {
+            value = _lastSymbolValue;
+            return _lastSymbolFound;
+        }
+        bool found = _symbols.TryGetValue(name, out value);
+        if (_symbolsFinal)
+        {
+            _lastSymbol = name;
+            _lastSymbolFound = found;
+            _lastSymbolValue = value;
+        }
+        return found;
+    }
+
+    /// <summary>Says the symbol values will not change any more (the reader has learned what it could before its
+    /// first event): then the last lookup is remembered, which saves a dictionary lookup per record for print
+    /// arguments such as <c>vmemmap_base</c>.</summary>
+    public void SymbolsAreFinal() => _symbolsFinal = true;
+
+    bool _symbolsFinal, _lastSymbolFound;
+    string? _lastSymbol;
+    ulong _lastSymbolValue;
 }

@@ -31,18 +31,9 @@ public sealed class PerfDataReader : ITraceReader
         public bool SampleIdAll;
         public ulong[] Ids = [];
         public string? Name;
-    }
-
-    /// <summary>A decoded sample: all but its comm, which depends on the COMM records before it in time.</summary>
-    sealed class Queued
-    {
-        public uint Type;
-        public ulong Time;
-        public long Source;
-        public EventField[] Fields = TraceEvent.NoFields;
-        public string Name = "";
-        public string? Probe, Flags, Rendered;
-        public int Cpu, Tid;
+        /// <summary>Name of its samples when their event has no format.</summary>
+        public string UnknownName => _unknown ??= Name ?? "unknown:config_" + Config.ToString(CultureInfo.InvariantCulture);
+        string? _unknown;
     }
 
     Stream _in;
@@ -77,7 +68,15 @@ public sealed class PerfDataReader : ITraceReader
     byte[] _arena = new byte[1 << 16];
     int _arenaLen;
     long _liveBytes;
-    readonly Queue<TraceEvent> _ready = new();
+    /// <summary>Records whose time order is final (released by a round mark or the end of input) and not yet
+    /// consumed, in order; their bytes stay in <see cref="_arena"/> until consumed. Consuming one applies it
+    /// (COMM, FORK, ...) or decodes it as a row into the caller's block: no object per event, no copy.</summary>
+    Pending[] _released = new Pending[256];
+    int _releasedHead, _releasedCount;
+    /// <summary>The one-row block <see cref="Read"/> decodes into before making the event object.</summary>
+    readonly EventBlock _one = new(1);
+    /// <summary>Decoders holding counts of fields left out, added to <see cref="Stats"/> before Read/ReadBlock return.</summary>
+    readonly List<EventDecoder> _pendingStats = new();
     long _seq;
     ulong _nextFlush, _maxTime, _lastFlushed;
     bool _eof;
@@ -96,8 +95,8 @@ public sealed class PerfDataReader : ITraceReader
     public ReadStats Stats { get; } = new();
     public bool PipeMode => _pipe;
     public bool BigEndian => _big;
-    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample released
-    /// to the ready queue (use <see cref="NextRendered"/> to pair outputs with events).</summary>
+    /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the print output of the last sample decoded
+    /// (use <see cref="NextRendered"/> to pair outputs with events).</summary>
     public string? LastRendered { get; private set; }
 
     public PerfDataReader(string path, BinaryReaderOptions? options = null)
@@ -167,8 +166,10 @@ public sealed class PerfDataReader : ITraceReader
         _learned = true;
         if (_pipe) return;
         var want = _opt.SymbolSources.Where(w => !_symbols.ContainsKey(w.Symbol)).ToList();
-        if (want.Count == 0) return;
-        SymbolLookAhead.Learn(() => new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false), want, _symbols, Header);
+        if (want.Count > 0)
+            SymbolLookAhead.Learn(() => new PerfDataReader(_in, _name, new BinaryReaderOptions { SymbolicProbes = false }, ownsStream: false), want, _symbols, Header);
+        // File mode has read its tracing data already: the context stays, and no symbol is learned later.
+        _ctx.SymbolsAreFinal();
     }
 
     // ------------------------------------------------------------------ file header
@@ -358,17 +359,71 @@ public sealed class PerfDataReader : ITraceReader
     public TraceEvent? Read()
     {
         if (!_learned) LearnSymbols();
-        while (true)
+        try
         {
-            if (_ready.Count > 0)
+            var one = _one;
+            while (true)
             {
-                var e = _ready.Dequeue();
-                Stats.Events++;
-                return e;
+                one.Clear();
+                if (NextRow(one))
+                {
+                    Stats.Events++;
+                    return one.ToTraceEvent(0);
+                }
+                if (!Fill()) return null;
             }
+        }
+        finally
+        {
+            if (_pendingStats.Count > 0) FlushStats();
+        }
+    }
+
+    /// <summary>
+    /// Decodes up to <paramref name="max"/> next events (the same events, in the same order, with the same stats
+    /// as <see cref="Read"/>) straight into <paramref name="block"/>'s columns: no object per event. Mixing with
+    /// <see cref="Read"/> is allowed. With <see cref="BinaryReaderOptions.RenderText"/>, <see cref="NextRendered"/>
+    /// pairs outputs with events in order either way.
+    /// </summary>
+    public int ReadBlock(EventBlock block, int max)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        if (!_learned) LearnSymbols();
+        int n = 0;
+        try
+        {
+            while (n < max)
+            {
+                if (NextRow(block))
+                {
+                    n++;
+                    Stats.Events++;
+                    continue;
+                }
+                if (!Fill()) break;
+            }
+        }
+        finally
+        {
+            if (_pendingStats.Count > 0) FlushStats();
+        }
+        return n;
+    }
+
+    void FlushStats()
+    {
+        foreach (var d in _pendingStats) d.FlushStats(Stats);
+        _pendingStats.Clear();
+    }
+
+    /// <summary>Processes input until records are released (or the input ends): false at the end.</summary>
+    bool Fill()
+    {
+        while (_releasedHead >= _releasedCount)
+        {
             if (_eof)
             {
-                if (_queue.Count == 0) return null;
+                if (_queue.Count == 0) return false;
                 Flush(ulong.MaxValue);
                 continue;
             }
@@ -379,6 +434,57 @@ public sealed class PerfDataReader : ITraceReader
             }
             Process(buf, len, src);
         }
+        return true;
+    }
+
+    /// <summary>Consumes released records in order until one gives a row in <paramref name="block"/> (true), or
+    /// none is left (false). The one place samples are decoded, for <see cref="Read"/> and <see cref="ReadBlock"/>.</summary>
+    bool NextRow(EventBlock block)
+    {
+        while (_releasedHead < _releasedCount)
+        {
+            var p = _released[_releasedHead++];
+            bool row;
+            if (p.Type == 9)
+            {
+                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
+                row = a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a, block);
+            }
+            else row = DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source, block);
+            if (_releasedHead == _releasedCount)
+            {
+                _releasedHead = _releasedCount = 0;
+                // Every released record is consumed: the arena keeps only the queued ones.
+                if (_queue.Count == 0) _arenaLen = 0;
+                else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
+            }
+            if (row) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Appends a record to the released ones (its bytes already in the arena).</summary>
+    void Release(in Pending p)
+    {
+        if (_releasedCount == _released.Length) Array.Resize(ref _released, _released.Length * 2);
+        _released[_releasedCount++] = p;
+    }
+
+    /// <summary>A record that needs no time order (no timestamp): copied to the arena and released at once.</summary>
+    void ReleaseNow(uint type, byte[] buf, int len, long source)
+    {
+        int off = ToArena(buf, len);
+        Release(new Pending { Off = off, Len = len, Type = type, Source = source, Time = 0 });
+    }
+
+    int ToArena(byte[] buf, int len)
+    {
+        if (_arena.Length - _arenaLen < len)
+            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
+        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
+        int off = _arenaLen;
+        _arenaLen += len;
+        return off;
     }
 
     /// <summary>The next raw record (header included) from the compressed batch being drained or the input.</summary>
@@ -466,7 +572,7 @@ public sealed class PerfDataReader : ITraceReader
                 }
                 if ((a.SampleType & S_TIME) == 0)
                 {
-                    if (DecodeSample(buf, 0, len, source, a) is { } q) Emit(q);
+                    ReleaseNow(9, buf, len, source);
                     return;
                 }
                 EnqueueRaw(9, buf, len, source, SampleTime(a, span, source));
@@ -481,7 +587,7 @@ public sealed class PerfDataReader : ITraceReader
                 ulong? t = RecordTime(type, buf.AsSpan(0, len), source);
                 if (t == null)
                 {
-                    DeliverOther(type, buf, 0, len, 0, source);
+                    ReleaseNow(type, buf, len, source);
                     return;
                 }
                 EnqueueRaw(type, buf, len, source, t.Value);
@@ -562,11 +668,8 @@ public sealed class PerfDataReader : ITraceReader
 
     void EnqueueRaw(uint type, byte[] buf, int len, long source, ulong time)
     {
-        if (_arena.Length - _arenaLen < len)
-            Array.Resize(ref _arena, (int)Math.Min(Math.Max(_arena.Length * 2L, _arenaLen + (long)len), Array.MaxLength));
-        Buffer.BlockCopy(buf, 0, _arena, _arenaLen, len);
-        _queue.Enqueue(new Pending { Off = _arenaLen, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
-        _arenaLen += len;
+        int off = ToArena(buf, len);
+        _queue.Enqueue(new Pending { Off = off, Len = len, Type = type, Source = source, Time = time }, (time, _seq++));
         _liveBytes += len;
         if (time > _maxTime) _maxTime = time;
         if (_queue.Count > MaxQueued)
@@ -577,24 +680,33 @@ public sealed class PerfDataReader : ITraceReader
         }
     }
 
-    /// <summary>Moves the records still waiting to the front of a fresh arena.</summary>
+    /// <summary>Moves the records still waiting to the front of the arena: in place (the arena keeps its size, so
+    /// the next rounds do not grow it again), or into a fresh, smaller arena when a big one (over 64 MiB) is
+    /// mostly empty.</summary>
     void CompactArena()
     {
-        var items = new List<(Pending P, (ulong, long) Pri)>(_queue.Count);
+        var items = _compactItems;
+        items.Clear();
         while (_queue.TryDequeue(out var p, out var pri)) items.Add((p, pri));
-        var fresh = new byte[Math.Max(1 << 16, _liveBytes * 2)];
+        // In offset order every record moves toward the front, never over one not yet moved.
+        items.Sort(static (a, b) => a.P.Off.CompareTo(b.P.Off));
+        long want = Math.Max(1 << 16, _liveBytes * 2);
+        var target = _arena.Length > 64 << 20 && _arena.Length > want * 4 ? new byte[want] : _arena;
         int o = 0;
         foreach (var (p, pri) in items)
         {
-            Buffer.BlockCopy(_arena, p.Off, fresh, o, p.Len);
+            Buffer.BlockCopy(_arena, p.Off, target, o, p.Len);
             var moved = p;
             moved.Off = o;
             o += p.Len;
             _queue.Enqueue(moved, pri);
         }
-        _arena = fresh;
+        items.Clear();
+        _arena = target;
         _arenaLen = o;
     }
+
+    readonly List<(Pending P, (ulong, long) Pri)> _compactItems = new();
 
     static string RecordName(uint t) => t switch
     {
@@ -686,28 +798,12 @@ public sealed class PerfDataReader : ITraceReader
             _liveBytes -= p.Len;
             if (p.Time < _lastFlushed) Stats.Add("perf.out_of_order_records", StatSeverity.Info);
             else _lastFlushed = p.Time;
-            if (p.Type == 9)
-            {
-                var a = SampleAttr(_arena.AsSpan(p.Off, p.Len), p.Source);
-                if (a != null && DecodeSample(_arena, p.Off, p.Len, p.Source, a) is { } q) Emit(q);
-            }
-            else DeliverOther(p.Type, _arena, p.Off, p.Len, p.Time, p.Source);
+            Release(p);
         }
-        if (_queue.Count == 0) _arenaLen = 0;
-        else if (_arenaLen > 1 << 22 && _liveBytes * 2 < _arenaLen) CompactArena();
     }
 
-    void Emit(Queued q)
-    {
-        if (_opt.RenderText) _rendered.Enqueue(LastRendered = q.Rendered);
-        _ready.Enqueue(new TraceEvent
-        {
-            Timestamp = (long)q.Time, Cpu = q.Cpu, Pid = q.Tid, Comm = Comm(q.Tid), Name = q.Name,
-            Fields = q.Fields, Probe = q.Probe, Flags = q.Flags, Source = q.Source,
-        });
-    }
-
-    void DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source)
+    /// <summary>Applies a released non-sample record; true when it gave a row (a loss marker) in <paramref name="block"/>.</summary>
+    bool DeliverOther(uint type, byte[] buf, int start, int len, ulong time, long source, EventBlock block)
     {
         var rec = buf.AsSpan(start, len);
         switch (type)
@@ -720,7 +816,7 @@ public sealed class PerfDataReader : ITraceReader
                 int z = name.IndexOf((byte)0);
                 _comms[tid] = StringCache.Get(z >= 0 ? name[..z] : name);
                 Stats.Add("perf.comm_records", StatSeverity.Info);
-                return;
+                return false;
             }
             case 7:
             {
@@ -728,11 +824,11 @@ public sealed class PerfDataReader : ITraceReader
                 int ptid = (int)Endian.U32(rec[20..], _big), tid = (int)Endian.U32(rec[16..], _big);
                 if (_comms.TryGetValue(ptid, out var pc)) _comms[tid] = pc;
                 Stats.Add("perf.fork_records", StatSeverity.Info);
-                return;
+                return false;
             }
             case 4:
                 Stats.Add("perf.exit_records", StatSeverity.Info);
-                return;
+                return false;
             case 2 or 13:
             {
                 int lostAt = type == 2 ? 16 : 8;
@@ -748,14 +844,12 @@ public sealed class PerfDataReader : ITraceReader
                 Stats.DataLossMarkers++;
                 Stats.LostEvents += (long)Math.Min(lost, long.MaxValue);
                 if (_opt.RenderText) _rendered.Enqueue(null);
-                _ready.Enqueue(new TraceEvent
-                {
-                    Timestamp = (long)time, Cpu = cpu, Name = SyntheticEvents.DataLoss, Source = source,
-                    Fields = [EventField.U64("lost", lost)],
-                });
-                return;
+                block.Append((long)time, cpu, 0, "", SyntheticEvents.DataLoss, null, null, source);
+                block.AddFields(1)[0] = EventField.U64("lost", lost);
+                return true;
             }
         }
+        return false;
     }
 
     /// <summary>The time of a sample whose attr has PERF_SAMPLE_TIME.</summary>
@@ -769,8 +863,10 @@ public sealed class PerfDataReader : ITraceReader
         return Endian.U64(rec[p..], _big);
     }
 
-    /// <summary>Decodes a sample (at <paramref name="start"/> of <paramref name="buf"/>) into all but its comm.</summary>
-    Queued? DecodeSample(byte[] buf, int start, int len, long source, Attr a)
+    /// <summary>Decodes a released sample (at <paramref name="start"/> of <paramref name="buf"/>) as a row of
+    /// <paramref name="block"/> (its comm is the thread's name as of now, in time order); false when it is not
+    /// a tracepoint sample (counted, no row).</summary>
+    bool DecodeSample(byte[] buf, int start, int len, long source, Attr a, EventBlock block)
     {
         var rec = buf.AsSpan(start, len);
         ulong st = a.SampleType;
@@ -816,7 +912,7 @@ public sealed class PerfDataReader : ITraceReader
         if ((st & S_RAW) == 0 || a.Type != PERF_TYPE_TRACEPOINT)
         {
             Stats.Add("perf.non_tracepoint_samples", StatSeverity.Info);
-            return null;
+            return false;
         }
         uint rawSize = r.U32("raw data size");
         int rawOff = r.Pos;
@@ -827,23 +923,18 @@ public sealed class PerfDataReader : ITraceReader
         {
             Stats.Add("perf.sample_without_format", StatSeverity.Error);
             Stats.UnparsedLines++;
-            return new Queued
-            {
-                Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid,
-                Name = a.Name ?? "unknown:config_" + a.Config.ToString(CultureInfo.InvariantCulture),
-            };
+            if (_opt.RenderText) _rendered.Enqueue(LastRendered = null);
+            block.Append((long)time, cpu, tid, Comm(tid), a.UnknownName, null, null, source);
+            return true;
         }
         _ctx.Set(buf, start + rawOff, (int)rawSize);
         int pid = dec.Pid(raw, _big);
         if ((st & S_TID) == 0) tid = pid;
-        return new Queued
-        {
-            Type = 9, Time = time, Source = source, Cpu = cpu, Tid = tid, Name = dec.Name,
-            Fields = dec.Fields(_ctx, Stats, _kallsyms),
-            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null,
-            Flags = dec.IrqFlags(raw),
-            Rendered = _opt.RenderText ? dec.Render(_ctx, _kallsyms) : null,
-        };
+        string? probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? _kallsyms : null) : null;
+        if (_opt.RenderText) _rendered.Enqueue(LastRendered = dec.Render(_ctx, _kallsyms));
+        block.Append((long)time, cpu, tid, Comm(tid), dec.Name, probe, dec.IrqFlags(raw), source);
+        dec.AppendFields(block, _ctx, _kallsyms, _pendingStats);
+        return true;
     }
 
     readonly Queue<string?> _rendered = new();

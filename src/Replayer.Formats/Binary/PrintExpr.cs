@@ -57,6 +57,31 @@ public abstract class PrintExpr
 
     public static PrintExpr Parse(string text, EventFormat format) => new Parser(text, format).ParseAll();
 
+    /// <summary>
+    /// Adds the record fields the expression reads to <paramref name="fields"/> and says whether its value is
+    /// a function of their bytes alone (with the record's byte order): only scalar fields, constants and
+    /// operators; no kernel variables, arrays or strings from the record. Such a value can be cached by
+    /// those bytes.
+    /// </summary>
+    internal static bool ReadsOnlyScalars(PrintExpr e, List<RecordField> fields)
+    {
+        switch (e)
+        {
+            case Const or UnknownExpr: return true;
+            case FieldRef fr:
+                if (!fr.Field.IsScalar) return false;
+                if (!fields.Contains(fr.Field)) fields.Add(fr.Field);
+                return true;
+            case Cast c: return ReadsOnlyScalars(c.Inner, fields);
+            case Unary u: return ReadsOnlyScalars(u.Operand, fields);
+            case Binary b: return ReadsOnlyScalars(b.Left, fields) && ReadsOnlyScalars(b.Right, fields);
+            case Ternary t: return ReadsOnlyScalars(t.Cond, fields) && ReadsOnlyScalars(t.IfTrue, fields) && ReadsOnlyScalars(t.IfFalse, fields);
+            case Symbolic sy: return ReadsOnlyScalars(sy.Value, fields);
+            case Flags fl: return ReadsOnlyScalars(fl.Value, fields);
+            default: return false; // Symbol (a kernel variable), Index, anything new
+        }
+    }
+
     // ---------------------------------------------------------------- nodes
 
     internal sealed class Const(PrintValue v) : PrintExpr
@@ -193,9 +218,22 @@ public abstract class PrintExpr
     internal sealed class Binary(string op, PrintExpr l, PrintExpr r) : PrintExpr
     {
         public string Op => op; public PrintExpr Left => l; public PrintExpr Right => r;
+
+        enum Code : byte { Unknown, AndAlso, OrElse, Add, Sub, Mul, Div, Mod, Shl, Shr, And, Or, Xor, Eq, Ne, Lt, Gt, Le, Ge }
+
+        // The operator decoded once, not compared as a string per record.
+        readonly Code _code = op switch
+        {
+            "&&" => Code.AndAlso, "||" => Code.OrElse, "+" => Code.Add, "-" => Code.Sub, "*" => Code.Mul, "/" => Code.Div,
+            "%" => Code.Mod, "<<" => Code.Shl, ">>" => Code.Shr, "&" => Code.And, "|" => Code.Or, "^" => Code.Xor,
+            "==" => Code.Eq, "!=" => Code.Ne, "<" => Code.Lt, ">" => Code.Gt, "<=" => Code.Le, ">=" => Code.Ge,
+            _ => Code.Unknown,
+        };
+
         public override PrintValue Eval(IRecordContext ctx)
         {
-            if (op == "&&")
+            var code = _code;
+            if (code == Code.AndAlso)
             {
                 var a0 = l.Eval(ctx);
                 if (a0.Kind == ValueKind.Unknown) return a0;
@@ -203,7 +241,7 @@ public abstract class PrintExpr
                 var b0 = r.Eval(ctx);
                 return b0.Kind == ValueKind.Unknown ? b0 : new PrintValue(b0.Truthy ? 1UL : 0UL, false);
             }
-            if (op == "||")
+            if (code == Code.OrElse)
             {
                 var a0 = l.Eval(ctx);
                 if (a0.Kind == ValueKind.Unknown) return a0;
@@ -212,39 +250,40 @@ public abstract class PrintExpr
                 return b0.Kind == ValueKind.Unknown ? b0 : new PrintValue(b0.Truthy ? 1UL : 0UL, false);
             }
             var a = l.Eval(ctx);
+            if (!a.IsInt) return PrintValue.Unknown; // the right side cannot change that (evaluating has no effects)
             var b = r.Eval(ctx);
-            if (!a.IsInt || !b.IsInt) return PrintValue.Unknown;
+            if (!b.IsInt) return PrintValue.Unknown;
             bool sg = a.Signed && b.Signed;
             ulong x = a.Bits, y = b.Bits;
-            switch (op)
+            switch (code)
             {
-                case "+":
+                case Code.Add:
                     if (a.PtrElem > 1) return new PrintValue(unchecked(x + y * (ulong)a.PtrElem), false, a.PtrElem);
                     if (b.PtrElem > 1) return new PrintValue(unchecked(y + x * (ulong)b.PtrElem), false, b.PtrElem);
                     return new PrintValue(unchecked(x + y), sg);
-                case "-":
+                case Code.Sub:
                     if (a.PtrElem > 1 && b.PtrElem == 0) return new PrintValue(unchecked(x - y * (ulong)a.PtrElem), false, a.PtrElem);
                     return new PrintValue(unchecked(x - y), sg);
-                case "*": return new PrintValue(unchecked(x * y), sg);
-                case "/":
+                case Code.Mul: return new PrintValue(unchecked(x * y), sg);
+                case Code.Div:
                     if (y == 0) return PrintValue.Unknown;
                     return sg ? new PrintValue(unchecked((ulong)((long)x / (long)y)), true) : new PrintValue(x / y, false);
-                case "%":
+                case Code.Mod:
                     if (y == 0) return PrintValue.Unknown;
                     return sg ? new PrintValue(unchecked((ulong)((long)x % (long)y)), true) : new PrintValue(x % y, false);
-                case "<<": return new PrintValue(y >= 64 ? 0 : x << (int)y, a.Signed);
-                case ">>":
+                case Code.Shl: return new PrintValue(y >= 64 ? 0 : x << (int)y, a.Signed);
+                case Code.Shr:
                     if (y >= 64) return new PrintValue(a.Signed && (long)x < 0 ? ulong.MaxValue : 0, a.Signed);
                     return a.Signed ? new PrintValue(unchecked((ulong)((long)x >> (int)y)), true) : new PrintValue(x >> (int)y, false);
-                case "&": return new PrintValue(x & y, sg);
-                case "|": return new PrintValue(x | y, sg);
-                case "^": return new PrintValue(x ^ y, sg);
-                case "==": return Bool(x == y);
-                case "!=": return Bool(x != y);
-                case "<": return Bool(sg ? (long)x < (long)y : x < y);
-                case ">": return Bool(sg ? (long)x > (long)y : x > y);
-                case "<=": return Bool(sg ? (long)x <= (long)y : x <= y);
-                case ">=": return Bool(sg ? (long)x >= (long)y : x >= y);
+                case Code.And: return new PrintValue(x & y, sg);
+                case Code.Or: return new PrintValue(x | y, sg);
+                case Code.Xor: return new PrintValue(x ^ y, sg);
+                case Code.Eq: return Bool(x == y);
+                case Code.Ne: return Bool(x != y);
+                case Code.Lt: return Bool(sg ? (long)x < (long)y : x < y);
+                case Code.Gt: return Bool(sg ? (long)x > (long)y : x > y);
+                case Code.Le: return Bool(sg ? (long)x <= (long)y : x <= y);
+                case Code.Ge: return Bool(sg ? (long)x >= (long)y : x >= y);
             }
             return PrintValue.Unknown;
         }
@@ -279,20 +318,32 @@ public abstract class PrintExpr
     internal sealed class Flags(PrintExpr value, string delim, (ulong Value, string Name)[] table) : PrintExpr
     {
         public PrintExpr Value => value; public string Delim => delim; public (ulong Value, string Name)[] Table => table;
-        readonly Dictionary<ulong, string> _cache = new();
-        // Last value seen, as one reference: safe to race (worst case a cache miss).
-        sealed record LastFlags(ulong Value, string Text);
-        LastFlags? _last;
+
+        // Rendered values in a direct-mapped cache of immutable entries: no lock, safe to race (a lost update
+        // is a miss), no allocation on a hit.
+        sealed class Entry(ulong value, string text)
+        {
+            public readonly ulong Value = value;
+            public readonly string Text = text;
+        }
+
+        readonly Entry?[] _cache = new Entry?[256];
 
         public override PrintValue Eval(IRecordContext ctx)
         {
             var v = value.Eval(ctx);
             if (!v.IsInt) return PrintValue.Unknown;
             ulong val = v.Bits;
-            var last = _last;
-            if (last != null && last.Value == val) return new PrintValue(last.Text);
-            lock (_cache)
-                if (_cache.TryGetValue(val, out var hit)) { _last = new LastFlags(val, hit); return new PrintValue(hit); }
+            int slot = (int)((val ^ val >> 17 ^ val >> 31) * 0x9E3779B97F4A7C15UL >> 56);
+            var hit = _cache[slot];
+            if (hit != null && hit.Value == val) return new PrintValue(hit.Text);
+            var s = Render(val);
+            _cache[slot] = new Entry(val, s);
+            return new PrintValue(s);
+        }
+
+        string Render(ulong val)
+        {
             var sb = new StringBuilder();
             bool printed = false;
             ulong rest = val;
@@ -312,10 +363,7 @@ public abstract class PrintExpr
                 if (printed) sb.Append(delim);
                 sb.Append("0x").Append(rest.ToString("x", CultureInfo.InvariantCulture));
             }
-            var s = string.Intern(sb.ToString());
-            lock (_cache)
-                if (_cache.Count < 4096) _cache[val] = s;
-            return new PrintValue(s);
+            return string.Intern(sb.ToString());
         }
     }
 

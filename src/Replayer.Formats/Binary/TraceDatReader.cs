@@ -98,7 +98,7 @@ public sealed class TraceDatReader : ITraceReader
         {
             if (_kallsymsData != null)
             {
-                _kallsyms = Kallsyms.Parse(_kallsymsData, out int bad);
+                _kallsyms = Kallsyms.ParseOwned(_kallsymsData, _kallsymsStart, _kallsymsLength, out int bad);
                 if (bad > 0) Stats.Add("tracedat.kallsyms_bad_lines", StatSeverity.Info, bad);
                 _kallsymsData = null;
             }
@@ -106,6 +106,7 @@ public sealed class TraceDatReader : ITraceReader
         }
     }
     byte[]? _kallsymsData;
+    int _kallsymsStart, _kallsymsLength;
     /// <summary>With <see cref="BinaryReaderOptions.RenderText"/>: the last event's print format output.</summary>
     public string? LastRendered { get; private set; }
     public IReadOnlyDictionary<int, EventDecoder> Decoders => _decoders;
@@ -131,6 +132,7 @@ public sealed class TraceDatReader : ITraceReader
         }
         catch
         {
+            _zstd?.Dispose();
             if (ownsSource) src.Dispose();
             throw;
         }
@@ -221,7 +223,8 @@ public sealed class TraceDatReader : ITraceReader
         pos = ReadFtraceFormats(pos, _src.Length);
         pos = ReadEventFormats(pos, _src.Length);
         n = SizeAt(pos, 4, "kallsyms size", _src.Length - pos - 4); pos += 4;
-        LoadKallsyms(_src.ReadBytes(pos, n, "kallsyms")); pos += n;
+        var ks = _src.ReadBytes(pos, n, "kallsyms");
+        LoadKallsyms(ks, 0, ks.Length); pos += n;
         n = SizeAt(pos, 4, "printk formats size", _src.Length - pos - 4); pos += 4;
         Header.Properties["printk_formats.bytes"] = n.ToString(CultureInfo.InvariantCulture);
         pos += n;
@@ -350,15 +353,24 @@ public sealed class TraceDatReader : ITraceReader
             Header.Properties["unparsable_format@" + at.ToString(CultureInfo.InvariantCulture)] = e.Message;
             return;
         }
-        _decoders[fmt.Id] = new EventDecoder(fmt);
+        var dec = new EventDecoder(fmt);
+        _decoders[fmt.Id] = dec;
+        // Records carry a 16-bit type: an array indexed by it finds the decoder without hashing.
+        if (fmt.Id is >= 0 and <= ushort.MaxValue)
+        {
+            if (fmt.Id >= _byType.Length) Array.Resize(ref _byType, Math.Max(fmt.Id + 1, _byType.Length * 2));
+            _byType[fmt.Id] = dec;
+        }
     }
 
-    void LoadKallsyms(byte[] data)
+    void LoadKallsyms(byte[] data, int start, int length)
     {
-        Header.Properties["kallsyms.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
-        if (data.Length == 0) return;
+        Header.Properties["kallsyms.bytes"] = length.ToString(CultureInfo.InvariantCulture);
+        if (length == 0) return;
         // Parsed on first use: only kprobe locations and %pS need it, and it is megabytes of text.
         _kallsymsData = data;
+        _kallsymsStart = start;
+        _kallsymsLength = length;
     }
 
     void LoadCmdlines(byte[] data)
@@ -437,7 +449,9 @@ public sealed class TraceDatReader : ITraceReader
                 case 19:
                 {
                     var r = new ByteReader(data, dataAt, _big, Name);
-                    LoadKallsyms(r.Bytes(r.U32("kallsyms size"), "kallsyms").ToArray());
+                    uint size = r.U32("kallsyms size");
+                    r.Need(size, "kallsyms");
+                    LoadKallsyms(data, r.Pos, (int)size); // kept in the section buffer, not copied
                     break;
                 }
                 case 20:
@@ -481,7 +495,7 @@ public sealed class TraceDatReader : ITraceReader
         Decompress.CheckDeclared(Name, pos, csize, usize, what + " section");
         var comp = _src.ReadBytes(pos + 8, csize, what + " compressed data");
         var data = new byte[usize];
-        Decompress.Into(_compression, comp, data, Name, pos, what + " section");
+        Decompress.Into(_compression, comp, data, Name, pos, what + " section", Zstd);
         // Offsets inside decompressed data are reported relative to the section's start.
         return (id, data, pos + 8);
     }
@@ -630,7 +644,7 @@ public sealed class TraceDatReader : ITraceReader
                 _src.Check(coff, csize, $"CPU {cpu} trace data");
                 CheckPageFits(ps, csize, compressed, coff, cpu);
                 IPageSource pages = compressed
-                    ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big)
+                    ? new ChunkedPageSource(_src, coff, csize, _compression, ps, _big, Zstd)
                     : new RawPageSource(_src, coff, csize, ps);
                 _streams.Add(new CpuStream(pages, layout, cpu, Name, inst));
             }
@@ -663,106 +677,223 @@ public sealed class TraceDatReader : ITraceReader
 
     // ------------------------------------------------------------------ events
 
+    void Start()
+    {
+        _started = true;
+        LearnSymbols();
+        _ctx.SymbolsAreFinal();
+        var live = new List<CpuStream>();
+        foreach (var s in _streams)
+            if (s.Next()) live.Add(s);
+        _live = live.ToArray();
+        _liveCount = _live.Length;
+        _useHeap = _liveCount > LinearMergeLimit;
+        if (_useHeap)
+            foreach (var s in _live) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+    }
+
+    /// <summary>The stream whose current item comes next in the merge (earliest timestamp; ties: instance,
+    /// then CPU), or null at the end. Its item stays current until <see cref="Advance"/>.</summary>
+    CpuStream? Peek()
+    {
+        if (_useHeap) return _heap.TryPeek(out var hs, out _) ? hs : null;
+        // Few CPUs (the usual case): a linear scan beats a heap.
+        int count = _liveCount;
+        if (count == 0) return null;
+        var live = _live;
+        int best = 0;
+        var b = live[0];
+        for (int i = 1; i < count; i++)
+        {
+            var a = live[i];
+            if (a.Timestamp < b.Timestamp || a.Timestamp == b.Timestamp && (a.InstanceIndex << 16 | a.Cpu) < (b.InstanceIndex << 16 | b.Cpu))
+            {
+                best = i;
+                b = a;
+            }
+        }
+        _best = best;
+        return b;
+    }
+
+    /// <summary>Moves the stream <see cref="Peek"/> returned to its next item.</summary>
+    void Advance(CpuStream s)
+    {
+        if (_useHeap)
+        {
+            if (s.Next()) _heap.EnqueueDequeue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+            else _heap.Dequeue();
+            return;
+        }
+        if (!s.Next()) _live[_best] = _live[--_liveCount];
+    }
+
     public TraceEvent? Read()
     {
-        if (!_started)
+        if (!_started) Start();
+        LastRendered = null;
+        var s = Peek();
+        if (s == null) return null;
+        var one = _one;
+        one.Clear();
+        try
         {
-            _started = true;
-            LearnSymbols();
-            var live = new List<CpuStream>();
-            foreach (var s in _streams)
-                if (s.Next()) live.Add(s);
-            _live = live.ToArray();
-            _liveCount = _live.Length;
-            if (_liveCount > LinearMergeLimit)
-                foreach (var s in _live) _heap.Enqueue(s, (s.Timestamp, s.InstanceIndex << 16 | s.Cpu));
+            var dec = DecodeRow(s, one);
+            if (dec != null && _opt.RenderText) LastRendered = dec.Render(_ctx, dec.UsesSymbols ? Kallsyms : null);
         }
-        if (_liveCount <= LinearMergeLimit)
+        finally
         {
-            // Few CPUs (the usual case): a linear scan beats a heap.
-            if (_liveCount == 0) return null;
-            int best = 0;
-            for (int i = 1; i < _liveCount; i++)
-            {
-                var a = _live[i];
-                var b = _live[best];
-                if (a.Timestamp < b.Timestamp || a.Timestamp == b.Timestamp && (a.InstanceIndex << 16 | a.Cpu) < (b.InstanceIndex << 16 | b.Cpu))
-                    best = i;
-            }
-            var st = _live[best];
-            var ev = Decode(st);
-            if (!st.Next())
-            {
-                _live[best] = _live[--_liveCount];
-            }
-            return ev;
+            if (_pendingStats.Count > 0) FlushStats();
         }
-        if (!_heap.TryPeek(out var hs, out _)) return null;
-        var hev = Decode(hs);
-        if (hs.Next()) _heap.EnqueueDequeue(hs, (hs.Timestamp, hs.InstanceIndex << 16 | hs.Cpu));
-        else _heap.Dequeue();
-        return hev;
+        Advance(s);
+        return one.ToTraceEvent(0);
+    }
+
+    /// <summary>
+    /// Decodes up to <paramref name="max"/> next events (the same events, in the same order, with the same
+    /// stats as <see cref="Read"/>) straight into <paramref name="block"/>'s columns: no object per event,
+    /// integer fields read from the record, strings from the decoders' caches. Rows stay valid until the
+    /// caller clears the block. The print output is not rendered here: with
+    /// <see cref="BinaryReaderOptions.RenderText"/> use <see cref="Read"/>; <see cref="LastRendered"/> is null
+    /// after this call.
+    /// </summary>
+    public int ReadBlock(EventBlock block, int max)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        if (!_started) Start();
+        LastRendered = null;
+        int n = 0;
+        try
+        {
+            while (n < max)
+            {
+                var s = Peek();
+                if (s == null) break;
+                DecodeRow(s, block);
+                Advance(s);
+                n++;
+            }
+        }
+        finally
+        {
+            if (_pendingStats.Count > 0) FlushStats();
+        }
+        return n;
     }
 
     int LinearMergeLimit => _opt.LinearMergeLimit;
     CpuStream[] _live = [];
-    int _liveCount;
+    int _liveCount, _best;
+    bool _useHeap;
+    /// <summary>Decoders holding counts of fields left out, added to <see cref="Stats"/> before Read/ReadBlock return.</summary>
+    readonly List<EventDecoder> _pendingStats = new();
 
-    TraceEvent Decode(CpuStream s)
+    void FlushStats()
     {
-        LastRendered = null;
+        foreach (var d in _pendingStats) d.FlushStats(Stats);
+        _pendingStats.Clear();
+    }
+
+    /// <summary>The one-row block <see cref="Read"/> decodes into before making the event object.</summary>
+    readonly EventBlock _one = new(1);
+    EventDecoder?[] _byType = [];
+    string?[] _unknownNames = [];
+    int _lastPid = -1;
+    string _lastComm = "";
+
+    /// <summary>Appends the stream's current item to <paramref name="block"/> as a row: the one decode routine
+    /// of <see cref="Read"/> and <see cref="ReadBlock"/>. Returns the event's decoder (null for a loss marker
+    /// or an unknown type).</summary>
+    EventDecoder? DecodeRow(CpuStream s, EventBlock block)
+    {
         long ts = ToNs(s.Timestamp);
         if (s.IsLoss)
         {
             Stats.DataLossMarkers++;
             Stats.LostEvents += s.Lost;
             Stats.Events++;
-            return new TraceEvent
-            {
-                Timestamp = ts, Cpu = s.Cpu, Name = SyntheticEvents.DataLoss, Source = s.RecordPosition,
-                Fields = [EventField.U64("lost", (ulong)s.Lost)],
-            };
+            block.Append(ts, s.Cpu, 0, "", SyntheticEvents.DataLoss, null, null, s.RecordPosition);
+            block.AddFields(1)[0] = EventField.U64("lost", (ulong)s.Lost);
+            return null;
         }
-        var rec = s.Page.AsSpan(s.RecordOffset, s.RecordLength);
+        var page = s.Page;
+        var rec = page.AsSpan(s.RecordOffset, s.RecordLength);
         if (rec.Length < 2)
             TraceInputException.ThrowAtOffset(Name, s.RecordPosition, "event record with a 2-byte type", rec.Length + " bytes");
         int type = (int)Endian.Read(rec, 2, _big);
-        if (!_decoders.TryGetValue(type, out var dec))
+        var byType = _byType;
+        var dec = (uint)type < (uint)byType.Length ? byType[type] : null;
+        if (dec == null)
         {
             Stats.Add("tracedat.unknown_event_type", StatSeverity.Error);
             Stats.UnparsedLines++;
             Stats.Events++;
-            return new TraceEvent
-            {
-                Timestamp = ts, Cpu = s.Cpu, Name = "unknown:type_" + type.ToString(CultureInfo.InvariantCulture), Source = s.RecordPosition,
-            };
+            block.Append(ts, s.Cpu, 0, "", UnknownName(type), null, null, s.RecordPosition);
+            return null;
         }
-        _ctx.Set(s.Page, s.RecordOffset, s.RecordLength);
+        _ctx.Set(page, s.RecordOffset, s.RecordLength);
         int pid = dec.Pid(rec, _big);
         Stats.Events++;
-        if (_opt.RenderText) LastRendered = dec.Render(_ctx, dec.UsesSymbols ? Kallsyms : null);
-        return new TraceEvent
+        var syms = dec.UsesSymbols ? Kallsyms : null;
+        string? probe = dec.IsProbe ? dec.Probe(_ctx, ProbeSymbols) : null;
+        block.Append(ts, s.Cpu, pid, Comm(pid), dec.Name, probe, dec.IrqFlags(rec), s.RecordPosition);
+        dec.AppendFields(block, _ctx, syms, _pendingStats);
+        return dec;
+    }
+
+    /// <summary>Kallsyms for probe locations (null with <see cref="BinaryReaderOptions.SymbolicProbes"/> off), parsed on first use.</summary>
+    Kallsyms? ProbeSymbols
+    {
+        get
         {
-            Timestamp = ts,
-            Cpu = s.Cpu,
-            Pid = pid,
-            Comm = Comm(pid),
-            Name = dec.Name,
-            Fields = dec.Fields(_ctx, Stats, dec.UsesSymbols ? Kallsyms : null),
-            Probe = dec.IsProbe ? dec.Probe(_ctx, _opt.SymbolicProbes ? Kallsyms : null) : null,
-            Flags = dec.IrqFlags(rec),
-            Source = s.RecordPosition,
-        };
+            if (!_probeSymbolsReady)
+            {
+                _probeSymbols = _opt.SymbolicProbes ? Kallsyms : null;
+                _probeSymbolsReady = true;
+            }
+            return _probeSymbols;
+        }
+    }
+    Kallsyms? _probeSymbols;
+    bool _probeSymbolsReady;
+
+    string UnknownName(int type)
+    {
+        if ((uint)type >= (uint)_unknownNames.Length) Array.Resize(ref _unknownNames, Math.Max(type + 1, 16));
+        return _unknownNames[type] ??= "unknown:type_" + type.ToString(CultureInfo.InvariantCulture);
     }
 
     string Comm(int pid)
     {
-        if (pid == 0) return "<idle>";
-        return _comms.TryGetValue(pid, out var c) ? c : "<...>";
+        if (pid == _lastPid) return _lastComm;
+        string c = pid == 0 ? "<idle>" : _comms.TryGetValue(pid, out var k) ? k : "<...>";
+        _lastPid = pid;
+        _lastComm = c;
+        return c;
     }
+
+    /// <summary>Diagnostics for benchmarks: reads (and decompresses) every ring-buffer page of every CPU without
+    /// decoding events, to tell the cost of I/O and decompression from the cost of decoding; returns the bytes
+    /// of page data. Use on a fresh reader; it is at its end afterwards.</summary>
+    public long ReadPagesOnly()
+    {
+        if (_started) throw new InvalidOperationException("ReadPagesOnly on a reader that has started reading events");
+        _started = true;
+        long bytes = 0;
+        foreach (var s in _streams) bytes += s.DrainPages();
+        _live = [];
+        _liveCount = 0;
+        return bytes;
+    }
+
+    /// <summary>One zstd context for all of the reader's sections and chunks (null unless the file is zstd-compressed).</summary>
+    ZstdFrameDecoder? Zstd => _compression == "zstd" ? _zstd ??= new ZstdFrameDecoder() : null;
+    ZstdFrameDecoder? _zstd;
 
     public void Dispose()
     {
+        _zstd?.Dispose();
+        _zstd = null;
         if (_ownsSource) _src.Dispose();
     }
 

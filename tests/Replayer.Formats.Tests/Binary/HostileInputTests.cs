@@ -9,9 +9,12 @@ namespace Replayer.Formats.Tests.Binary;
 /// end in one <see cref="TraceInputException"/> with the byte offset and what was expected.</summary>
 public class HostileInputTests
 {
+    /// <summary>Decoding fails with one TraceInputException, through Read() and through ReadBlock alike.</summary>
     static TraceInputException DecodeFails(byte[] data, bool perf)
     {
-        var e = Assert.Throws<TraceInputException>(() => MutationFuzzTests.Decode(data, perf));
+        var e = Assert.Throws<TraceInputException>(() => MutationFuzzTests.Decode(data, perf, blocks: false));
+        var b = Assert.Throws<TraceInputException>(() => MutationFuzzTests.Decode(data, perf, blocks: true));
+        Assert.Equal(e.Message, b.Message);
         Assert.True(e.Offset >= 0 && e.Offset <= data.Length, $"offset {e.Offset} outside the {data.Length}-byte input: {e.Message}");
         Assert.False(e.Message.Contains('\n'), e.Message);
         Assert.False(string.IsNullOrWhiteSpace(e.Expected));

@@ -7,8 +7,10 @@ namespace Replayer.Formats.Tests.Binary;
 /// <summary>
 /// Fixed-seed mutation fuzzing of both binary readers: small seed captures (synthetic trace.dat
 /// v6/v7 and perf.data of both byte orders) are truncated, bit-flipped, spliced and have integer
-/// fields overwritten with extreme values. Every input must either decode or end in one
-/// <see cref="TraceInputException"/>; any other exception, or a hang, fails the test.
+/// fields overwritten with extreme values. Every input is decoded twice, with <c>Read()</c> and with
+/// <c>ReadBlock</c> (block sizes varying per call), and must either decode or end in one
+/// <see cref="TraceInputException"/> both ways, with the same event count or the same message; any other
+/// exception, or a hang, fails the test.
 /// </summary>
 public class MutationFuzzTests
 {
@@ -47,40 +49,85 @@ public class MutationFuzzTests
             var (name, data, perf) = Seeds[runs % Seeds.Length];
             var input = Mutate(data, rng, Seeds[rng.Next(Seeds.Length)].Data);
             runs++;
-            try
+            var byRead = Outcome(name, runs, seed, input, perf, blocks: false);
+            var byBlock = Outcome(name, runs, seed, input, perf, blocks: true);
+            if (byRead != byBlock)
             {
-                Decode(input, perf);
-                ok++;
+                var path = Save(name, runs, input);
+                Assert.Fail($"{name} mutation #{runs} (seed {seed}): Read() {byRead}, ReadBlock {byBlock} (input saved to {path})");
             }
-            catch (TraceInputException e)
-            {
-                rejected++;
-                Assert.False(e.Message.Contains('\n'), $"{name} #{runs}: multi-line message: {e.Message}");
-                Assert.True(e.Offset >= 0 || e.Line > 0, $"{name} #{runs}: error without a position: {e.Message}");
-            }
-            catch (Exception e)
-            {
-                var path = Path.Combine(Path.GetTempPath(), $"replayer-fuzz-{name}-{runs}.bin");
-                File.WriteAllBytes(path, input);
-                Assert.Fail($"{name} mutation #{runs} (seed {seed}) threw {e.GetType().Name}: {e.Message} (input saved to {path})\n{e.StackTrace}");
-            }
+            if (byRead.Error == null) ok++;
+            else rejected++;
         }
         _ = sw;
         return (runs, ok, rejected);
     }
 
-    internal static int Decode(byte[] input, bool perf)
+    /// <summary>How decoding one input ended: the events, or the one-line error (null events count then).</summary>
+    readonly record struct Result(long Events, string? Error);
+
+    static Result Outcome(string name, int run, int seed, byte[] input, bool perf, bool blocks)
+    {
+        try
+        {
+            return new Result(Decode(input, perf, blocks), null);
+        }
+        catch (TraceInputException e)
+        {
+            Assert.False(e.Message.Contains('\n'), $"{name} #{run}: multi-line message: {e.Message}");
+            Assert.True(e.Offset >= 0 || e.Line > 0, $"{name} #{run}: error without a position: {e.Message}");
+            return new Result(-1, e.Message);
+        }
+        catch (Exception e)
+        {
+            var path = Save(name, run, input);
+            Assert.Fail($"{name} mutation #{run} (seed {seed}) threw {e.GetType().Name} through {(blocks ? "ReadBlock" : "Read()")}: {e.Message} (input saved to {path})\n{e.StackTrace}");
+            throw;
+        }
+    }
+
+    static string Save(string name, int run, byte[] input)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"replayer-fuzz-{name}-{run}.bin");
+        File.WriteAllBytes(path, input);
+        return path;
+    }
+
+    internal static int Decode(byte[] input, bool perf) => Decode(input, perf, blocks: false);
+
+    /// <summary>Decodes all of <paramref name="input"/> with <c>Read()</c>, or with <c>ReadBlock</c> into one
+    /// reused block with sizes 1, 7 and 4096 in turn; returns the events (at most about a million).</summary>
+    internal static int Decode(byte[] input, bool perf, bool blocks)
     {
         int n = 0;
         if (perf)
         {
             using var r = new PerfDataReader(new MemoryStream(input), "fuzz.perf");
+            if (blocks) return DecodeBlocks(r.ReadBlock);
             while (r.Read() != null && n < 1_000_000) n++;
         }
         else
         {
             using var r = new TraceDatReader(BinarySource.FromBytes(input, "fuzz.dat"));
+            if (blocks) return DecodeBlocks(r.ReadBlock);
             while (r.Read() != null && n < 1_000_000) n++;
+        }
+        return n;
+    }
+
+    static readonly int[] BlockSizes = [1, 7, 4096];
+
+    static int DecodeBlocks(Func<EventBlock, int, int> readBlock)
+    {
+        var block = new EventBlock(16);
+        int n = 0;
+        for (int call = 0; n < 1_000_000; call++)
+        {
+            block.Clear();
+            int got = readBlock(block, BlockSizes[call % BlockSizes.Length]);
+            if (got == 0) break;
+            if (got != block.Count) throw new InvalidOperationException($"ReadBlock said {got} rows, the block has {block.Count}");
+            n += got;
         }
         return n;
     }
