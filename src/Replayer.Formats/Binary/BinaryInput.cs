@@ -311,11 +311,18 @@ public sealed unsafe class ZstdFrameDecoder : IDisposable
 
     nint _dctx;
     ZstdSharp.Decompressor? _managed;
+    readonly bool _native;
+
+    /// <param name="managed">Use ZstdSharp even when the system's libzstd is loaded (the tests compare both).</param>
+    public ZstdFrameDecoder(bool managed = false) => _native = Native && !managed;
+
+    /// <summary>True when this decoder uses the system's libzstd.</summary>
+    public bool UsesNative => _native;
 
     /// <summary>Decodes all frames of <paramref name="src"/> into <paramref name="dst"/>; returns the bytes written.</summary>
     public int Decode(ReadOnlySpan<byte> src, Span<byte> dst)
     {
-        if (!Native) return (_managed ??= new ZstdSharp.Decompressor()).Unwrap(src, dst);
+        if (!_native) return (_managed ??= new ZstdSharp.Decompressor()).Unwrap(src, dst);
         if (_dctx == 0)
         {
             _dctx = Create();

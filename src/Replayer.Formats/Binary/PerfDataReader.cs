@@ -13,7 +13,7 @@ namespace Replayer.Formats.Binary;
 /// record batches. Records are re-ordered by time with perf's FINISHED_ROUND rule: at a round
 /// mark, everything up to the largest timestamp seen before the previous mark is final.
 /// </summary>
-public sealed class PerfDataReader : ITraceReader
+public sealed class PerfDataReader : IBlockTraceReader
 {
     public const ulong Magic = 0x32454c4946524550UL; // "PERFILE2" read little-endian
     public static ReadOnlySpan<byte> MagicBytes => "PERFILE2"u8;

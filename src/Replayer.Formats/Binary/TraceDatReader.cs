@@ -62,7 +62,7 @@ static class SymbolLookAhead
 /// Metadata is read up front; ring-buffer pages are read (and decompressed chunk by chunk) lazily
 /// as events are merged from the per-CPU streams in timestamp order.
 /// </summary>
-public sealed class TraceDatReader : ITraceReader
+public sealed class TraceDatReader : IBlockTraceReader
 {
     public static ReadOnlySpan<byte> Magic => [0x17, 0x08, 0x44, (byte)'t', (byte)'r', (byte)'a', (byte)'c', (byte)'i', (byte)'n', (byte)'g'];
 
