@@ -18,6 +18,8 @@ public sealed class AuditOptions
     public Action<DomainEvent, ReplayState>? Applied { get; init; }
     /// <summary>Invariants to run (default: all found by reflection).</summary>
     public IEnumerable<IInvariant>? Invariants { get; init; }
+    /// <summary>Read and decode on a second thread while the caller's thread replays (on by default; off: one thread).</summary>
+    public bool DecodeAhead { get; init; } = true;
 }
 
 /// <summary>Decode → detect era → replay → audit.</summary>
@@ -54,7 +56,7 @@ public static class Audit
     public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine)
     {
         var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
-        return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);
+        return RunDecoded(DecodeAhead(Decode(events, decoder), options.DecodeAhead), options, decoder.Probes, out engine);
     }
 
     /// <summary>The audit of events given as views (see <see cref="EventBlockReading.Views"/>): the same
@@ -62,7 +64,62 @@ public static class Audit
     public static AuditResult Run(IEnumerable<EventView> events, AuditOptions options, out ReplayEngine engine)
     {
         var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
-        return RunDecoded(Decode(events, decoder), options, decoder.Probes, out engine);
+        return RunDecoded(DecodeAhead(Decode(events, decoder), options.DecodeAhead), options, decoder.Probes, out engine);
+    }
+
+    /// <summary>
+    /// Reading and decoding on one thread, replay on the caller's: a two-stage pipeline with a bounded queue of
+    /// decoded batches, in order. The source (a reader, a store enumeration, views of its blocks) is only ever
+    /// used by the decoding thread, and that thread has stopped before this enumeration ends, so the caller may
+    /// dispose the source right after. An exception of the source or the decoder is rethrown here as it was.
+    /// </summary>
+    static IEnumerable<DomainEvent> DecodeAhead(IEnumerable<DomainEvent> decoded, bool enabled)
+    {
+        if (!enabled || Environment.ProcessorCount < 2)
+        {
+            foreach (var d in decoded) yield return d;
+            yield break;
+        }
+        const int BatchSize = 2048;
+        using var queue = new System.Collections.Concurrent.BlockingCollection<DomainEvent[]>(boundedCapacity: 16);
+        using var stop = new CancellationTokenSource();
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
+        var producer = Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                var batch = new DomainEvent[BatchSize];
+                int n = 0;
+                foreach (var d in decoded)
+                {
+                    batch[n++] = d;
+                    if (n == BatchSize)
+                    {
+                        queue.Add(batch, stop.Token);
+                        batch = new DomainEvent[BatchSize];
+                        n = 0;
+                    }
+                }
+                if (n > 0) queue.Add(batch[..n], stop.Token);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+            catch (Exception e) { failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e); }
+            finally { queue.CompleteAdding(); }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            foreach (var batch in queue.GetConsumingEnumerable())
+                foreach (var d in batch) yield return d;
+            producer.Wait();
+            failure?.Throw();
+        }
+        finally
+        {
+            // the consumer stopped early (an exception, or it had enough): stop the producer and wait for it,
+            // so that nobody touches the source once we return
+            stop.Cancel();
+            try { producer.Wait(); } catch (AggregateException) { }
+        }
     }
 
     public static AuditResult RunDecoded(IEnumerable<DomainEvent> events, AuditOptions options, ProbeResolver? probes, out ReplayEngine engine)
