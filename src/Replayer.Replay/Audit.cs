@@ -18,8 +18,9 @@ public sealed class AuditOptions
     public Action<DomainEvent, ReplayState>? Applied { get; init; }
     /// <summary>Invariants to run (default: all found by reflection).</summary>
     public IEnumerable<IInvariant>? Invariants { get; init; }
-    /// <summary>Read and decode on a second thread while the caller's thread replays (on by default; off: one thread).</summary>
-    public bool DecodeAhead { get; init; } = true;
+    /// <summary>Read and decode on a second thread while the caller's thread replays. Only for event sources without
+    /// side effects that <see cref="Applied"/> observes: the source runs ahead of the replay, on another thread.</summary>
+    public bool DecodeAhead { get; init; }
 }
 
 /// <summary>Decode → detect era → replay → audit.</summary>

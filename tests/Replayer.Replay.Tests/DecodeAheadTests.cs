@@ -6,7 +6,7 @@ using Replayer.TestKit;
 
 namespace Replayer.Replay.Tests;
 
-/// <summary>Decoding on a second thread (the default) changes nothing but the speed: same result, same
+/// <summary>Decoding on a second thread (what check does) changes nothing but the speed: same result, same
 /// errors, and a replay that stops early stops the decoder too.</summary>
 public class DecodeAheadTests
 {
@@ -59,7 +59,7 @@ public class DecodeAheadTests
         using var r = TraceOpener.Open(Basic);
         int applied = 0;
         var views = r.Views();
-        Assert.Throws<Stop>(() => Replay.Audit.Run(views, new AuditOptions { TracePath = Basic, Applied = (_, _) => { if (++applied == 5000) throw new Stop(); } }, out _));
+        Assert.Throws<Stop>(() => Replay.Audit.Run(views, new AuditOptions { TracePath = Basic, DecodeAhead = true, Applied = (_, _) => { if (++applied == 5000) throw new Stop(); } }, out _));
         // the decoder has let go of the reader: this thread can read on from it
         Assert.NotNull(r.Read());
     }

@@ -76,7 +76,7 @@ public sealed class BenchReplay : IBenchmark
         using (var r = TraceOpener.Open(path))
         {
             // what `check FILE` does: views of reused blocks for readers that decode into blocks, objects otherwise
-            var res = Audit.Run(r.Views(), new AuditOptions { TracePath = path, Header = r.Header }, out _);
+            var res = Audit.Run(r.Views(), new AuditOptions { TracePath = path, Header = r.Header, DecodeAhead = true }, out _);
             n = res.Events;
         }
         double e2e = sw.Elapsed.TotalSeconds;
@@ -145,7 +145,7 @@ public sealed class BenchReplay : IBenchmark
                     finally { it.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
                 }
                 sw.Restart();
-                res = Audit.Run(Views(), new AuditOptions { TracePath = path, Header = header }, out _);
+                res = Audit.Run(Views(), new AuditOptions { TracePath = path, Header = header, DecodeAhead = true }, out _);
                 s = sw.Elapsed.TotalSeconds;
                 Console.WriteLine($"replay: end to end from the store as block rows (read blocks, decode, replay, audit): {res.Events:N0} events in {s:F2} s ({res.Events / s / 1e6:F2} M events/s), {res.Findings.Length} findings");
             }

@@ -52,6 +52,7 @@ public static class CheckCommand
         var r = Replay.Audit.Run(capture.Views(), new AuditOptions
         {
             Context = capture.Context, TracePath = capture.Context == null ? capture.TracePath : null, Header = header, Era = era, Applied = applied,
+            DecodeAhead = true,
         }, out _);
         return r with { Source = capture.StreamName };
     }
@@ -93,7 +94,7 @@ public static class CheckCommand
         using var r = TraceOpener.Open(path, new TraceOpenOptions { Strict = strict });
         try
         {
-            return Replay.Audit.Run(r.Views(), new AuditOptions { TracePath = path, Header = r.Header, Era = era, Applied = applied }, out _);
+            return Replay.Audit.Run(r.Views(), new AuditOptions { TracePath = path, Header = r.Header, Era = era, Applied = applied, DecodeAhead = true }, out _);
         }
         catch (InvalidOperationException e) when (e.Message.StartsWith("no era adapter", StringComparison.Ordinal))
         {
