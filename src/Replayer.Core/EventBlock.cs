@@ -261,37 +261,16 @@ public readonly struct EventView
     public TraceEvent? Event => _event;
 
     /// <summary>The part of <see cref="Name"/> after the colon.</summary>
-    public ReadOnlySpan<char> ShortName
-    {
-        get
-        {
-            var n = Name;
-            int c = n.IndexOf(':');
-            return c < 0 ? n.AsSpan() : n.AsSpan(c + 1);
-        }
-    }
+    public ReadOnlySpan<char> ShortName => EventFields.ShortName(Name);
 
     /// <summary>Index of the field, or -1.</summary>
-    public int IndexOf(string name)
-    {
-        var f = Fields;
-        for (int i = 0; i < f.Length; i++)
-            if (ReferenceEquals(f[i].Name, name) || f[i].Name == name) return i;
-        return -1;
-    }
+    public int IndexOf(string name) => EventFields.IndexOf(Fields, name);
 
-    public bool TryGet(string name, out EventField field)
-    {
-        var f = Fields;
-        for (int i = 0; i < f.Length; i++)
-            if (ReferenceEquals(f[i].Name, name) || f[i].Name == name) { field = f[i]; return true; }
-        field = default;
-        return false;
-    }
+    public bool TryGet(string name, out EventField field) => EventFields.TryGet(Fields, name, out field);
 
-    public ulong? U64(string name) => TryGet(name, out var f) && f.IsInteger ? f.Bits : null;
-    public long? S64(string name) => TryGet(name, out var f) && f.IsInteger ? f.AsS64 : null;
-    public string? Str(string name) => TryGet(name, out var f) ? (f.Type == FieldType.Str ? f.Text : f.FormatValue()) : null;
+    public ulong? U64(string name) => EventFields.U64(Fields, name);
+    public long? S64(string name) => EventFields.S64(Fields, name);
+    public string? Str(string name) => EventFields.Str(Fields, name);
 
     /// <summary>The event as an object: the one behind the view, or a new copy of the block row.</summary>
     public TraceEvent ToTraceEvent() => _event ?? _block!.ToTraceEvent(_row);

@@ -160,36 +160,17 @@ public sealed class TraceEvent : IEquatable<TraceEvent>
     public string? Flags { get; init; }
 
     /// <summary>Index of the field, or -1.</summary>
-    public int IndexOf(string name)
-    {
-        var f = Fields;
-        for (int i = 0; i < f.Length; i++)
-            if (ReferenceEquals(f[i].Name, name) || f[i].Name == name) return i;
-        return -1;
-    }
+    public int IndexOf(string name) => EventFields.IndexOf(Fields, name);
 
-    public bool TryGet(string name, out EventField field)
-    {
-        int i = IndexOf(name);
-        if (i < 0) { field = default; return false; }
-        field = Fields[i];
-        return true;
-    }
+    public bool TryGet(string name, out EventField field) => EventFields.TryGet(Fields, name, out field);
 
-    public ulong? U64(string name) => TryGet(name, out var f) && f.IsInteger ? f.Bits : null;
-    public long? S64(string name) => TryGet(name, out var f) && f.IsInteger ? f.AsS64 : null;
-    public string? Str(string name) => TryGet(name, out var f) ? (f.Type == FieldType.Str ? f.Text : f.FormatValue()) : null;
+    public ulong? U64(string name) => EventFields.U64(Fields, name);
+    public long? S64(string name) => EventFields.S64(Fields, name);
+    public string? Str(string name) => EventFields.Str(Fields, name);
 
     /// <summary>The part of <see cref="Name"/> after the colon.</summary>
     [IgnoreMember]
-    public ReadOnlySpan<char> ShortName
-    {
-        get
-        {
-            int c = Name.IndexOf(':');
-            return c < 0 ? Name.AsSpan() : Name.AsSpan(c + 1);
-        }
-    }
+    public ReadOnlySpan<char> ShortName => EventFields.ShortName(Name);
 
     public bool Equals(TraceEvent? other)
     {
@@ -222,6 +203,38 @@ public sealed class TraceEvent : IEquatable<TraceEvent>
         if (Probe != null) sb.Append(" (").Append(Probe).Append(')');
         foreach (var f in Fields) sb.Append(' ').Append(f.Name).Append('=').Append(f.FormatValue());
         return sb.ToString();
+    }
+}
+
+/// <summary>Field lookups shared by <see cref="TraceEvent"/> and <see cref="EventView"/>.</summary>
+public static class EventFields
+{
+    /// <summary>Index of the first field named <paramref name="name"/>, or -1 (names are usually interned: reference first).</summary>
+    public static int IndexOf(ReadOnlySpan<EventField> fields, string name)
+    {
+        for (int i = 0; i < fields.Length; i++)
+            if (ReferenceEquals(fields[i].Name, name) || fields[i].Name == name) return i;
+        return -1;
+    }
+
+    public static bool TryGet(ReadOnlySpan<EventField> fields, string name, out EventField field)
+    {
+        int i = IndexOf(fields, name);
+        field = i < 0 ? default : fields[i];
+        return i >= 0;
+    }
+
+    public static ulong? U64(ReadOnlySpan<EventField> fields, string name) => TryGet(fields, name, out var f) && f.IsInteger ? f.Bits : null;
+    public static long? S64(ReadOnlySpan<EventField> fields, string name) => TryGet(fields, name, out var f) && f.IsInteger ? f.AsS64 : null;
+    /// <summary>A string field's text, or an integer field as the kernel printed it.</summary>
+    public static string? Str(ReadOnlySpan<EventField> fields, string name) =>
+        TryGet(fields, name, out var f) ? (f.Type == FieldType.Str ? f.Text : f.FormatValue()) : null;
+
+    /// <summary>The part of a <c>system:event</c> name after the colon.</summary>
+    public static ReadOnlySpan<char> ShortName(string name)
+    {
+        int c = name.IndexOf(':');
+        return c < 0 ? name.AsSpan() : name.AsSpan(c + 1);
     }
 }
 
