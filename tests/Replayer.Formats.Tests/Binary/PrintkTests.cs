@@ -1,0 +1,154 @@
+using System.Text;
+using Replayer.Core;
+using Replayer.Formats.Binary;
+using Replayer.Formats.Schema;
+using Replayer.TestKit;
+
+namespace Replayer.Formats.Tests.Binary;
+
+/// <summary>
+/// trace_printk in trace.dat: the printk formats section, <c>ftrace:bprint</c> (vbin_printf arguments) and
+/// <c>ftrace:bputs</c>, against messages worked out by hand from the kernel's rules, against
+/// <c>trace-cmd report</c> of the same file, against the text reader of that report, and Read() against ReadBlock.
+/// </summary>
+public class PrintkTests
+{
+    static List<TraceEvent> ReadAll(byte[] data, out ReadStats stats)
+    {
+        using var r = new TraceDatReader(new MemoryStream(data), "printk.dat");
+        var list = new List<TraceEvent>();
+        while (r.Read() is { } e) list.Add(e);
+        stats = r.Stats;
+        return list;
+    }
+
+    [Fact]
+    public void Printk_formats_parse_with_kernel_escapes_and_count_garbage()
+    {
+        var text = "0xffffffff82000000 : \"a\\tb \\\"q\\\" c\\\\d\\n\"\nffffffff82000010 : \"no 0x\"\ngarbage\n0xzz : \"x\"\n0x10 : unquoted\n\n";
+        var map = PrintkFormats.Parse(Encoding.UTF8.GetBytes(text), out int bad);
+        Assert.Equal(3, bad);
+        Assert.Equal(2, map.Count);
+        Assert.Equal("a\tb \"q\" c\\d\n", map[0xffffffff82000000]);
+        Assert.Equal("no 0x", map[0xffffffff82000010]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Bprint_and_bputs_messages_are_rendered_by_the_kernel_rules(bool big)
+    {
+        var events = ReadAll(SyntheticPrintk.TraceDat(big), out var stats);
+        var cases = SyntheticPrintk.Cases(big);
+        var printk = events.Where(e => e.Name is "ftrace:bprint" or "ftrace:bputs").ToList();
+        Assert.Equal(cases.Count, printk.Count);
+        for (int i = 0; i < cases.Count; i++)
+        {
+            var c = cases[i];
+            var e = printk[i];
+            Assert.Equal(c.Puts ? "ftrace:bputs" : "ftrace:bprint", e.Name);
+            Assert.Equal("page_add_file_rmap", e.Str("ip"));
+            string field = c.Puts ? "str" : "buf";
+            if (c.Message == null) Assert.True(e.Fields.Length == 1, $"{c.Label}: message left out, got {e}");
+            else Assert.True(c.Message == e.Str(field), $"{c.Label}: want [{c.Message}] got [{e.Str(field)}]");
+        }
+        // the missing addresses and the truncated buf are counted, nothing thrown; the garbage line too
+        Assert.Equal(2, stats.Counters.First(kv => kv.Key == "binary.unevaluated_field.ftrace:bprint.buf").Value.Value);
+        Assert.Equal(1, stats.Counters.First(kv => kv.Key == "binary.unevaluated_field.ftrace:bputs.str").Value.Value);
+        Assert.Equal(1, stats.Counters.First(kv => kv.Key == "tracedat.printk_bad_lines").Value.Value);
+        Assert.Equal(0, stats.UnparsedLines);
+    }
+
+    [Fact]
+    public void Without_a_printk_section_the_message_is_left_out_and_counted()
+    {
+        var data = SyntheticPrintk.TraceDat(false);
+        using var r = new TraceDatReader(new MemoryStream(data), "p.dat");
+        Assert.Equal(SyntheticPrintk.Formats.Length.ToString(), r.Header.Properties["printk_formats.count"]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ReadBlock_gives_the_events_and_stats_of_Read(bool big)
+    {
+        var data = SyntheticPrintk.TraceDat(big);
+        foreach (var schedule in ReadBlockDifferentialTests.Schedules)
+            ReadBlockDifferentialTests.Compare(() => new TraceDatReader(new MemoryStream(data), "printk.dat"), schedule, "printk " + big);
+    }
+
+    /// <summary>trace-cmd report of the synthetic file, line for line, for the cases libtraceevent renders as the kernel
+    /// does; the others (h/hh/c sizes, '-' flag, %px, missing or short data) are checked against the kernel rules above.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Messages_match_trace_cmd_report(bool big)
+    {
+        var tc = BinaryTestKit.RequireTool("trace-cmd", "trace-cmd");
+        var dir = Repo.TempDir("printk");
+        try
+        {
+            var path = Path.Combine(dir, "printk.dat");
+            File.WriteAllBytes(path, SyntheticPrintk.TraceDat(big));
+            var report = BinaryTestKit.Run(tc, $"report -i {path}").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Where(l => !l.StartsWith("cpus=", StringComparison.Ordinal)).ToList();
+            var mine = TraceDatReportDifferentialTests.RenderAll(path, out _);
+            Assert.Equal(report.Count, mine.Count);
+            var cases = SyntheticPrintk.Cases(big);
+            int k = 0, compared = 0;
+            for (int i = 0; i < report.Count; i++)
+            {
+                bool isPrintk = mine[i].Contains(" bprint: ", StringComparison.Ordinal) || mine[i].Contains(" bputs: ", StringComparison.Ordinal);
+                if (!isPrintk) continue; // the other events are compared with report elsewhere
+                if (!cases[k++].TraceCmdAgrees) continue;
+                Assert.Equal(BinaryTestKit.Squash(report[i]).TrimEnd(), BinaryTestKit.Squash(mine[i]).TrimEnd());
+                if (isPrintk) compared++;
+            }
+            Assert.Equal(cases.Count, k);
+            Assert.Equal(cases.Count(c => c.TraceCmdAgrees), compared);
+
+            // The text reader on that report: the same canonical ip/message fields as the binary reader.
+            var reportPath = Path.Combine(dir, "report.txt");
+            File.WriteAllText(reportPath, string.Join('\n', report) + "\n");
+            using var text = TraceOpener.Open(reportPath);
+            var fromText = new List<TraceEvent>();
+            while (text.Read() is { } e) fromText.Add(e);
+            var fromBinary = ReadAll(File.ReadAllBytes(path), out _);
+            Assert.Equal(fromBinary.Count, fromText.Count);
+            k = 0;
+            for (int i = 0; i < fromBinary.Count; i++)
+            {
+                if (fromBinary[i].Name is not ("ftrace:bprint" or "ftrace:bputs")) continue;
+                var c = cases[k++];
+                Assert.Equal(fromBinary[i].Name, fromText[i].Name);
+                if (!c.FieldsAgree) continue; // trace-cmd printed something else
+                Assert.True(fromBinary[i].Fields.SequenceEqual(fromText[i].Fields), $"{c.Label}: binary {fromBinary[i]} text {fromText[i]}");
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Text_reader_reads_report_printk_lines()
+    {
+        var lines = """
+            migwl-100   [000]  2.000000: bprint:               page_add_file_rmap: hello 5 world
+            migwl-100   [000]  2.000001: bputs:                page_add_file_rmap: just a string
+            migwl-100   [000]  2.000002: bprint:               page_add_file_rmap: (NO FORMAT FOUND at ffffffff8200dead)
+            migwl-100   [000]  2.000003: bprint:               page_add_file_rmap: 
+            """;
+        var path = Path.Combine(Repo.TempDir("printk-text"), "r.txt");
+        File.WriteAllText(path, lines + "\n");
+        using var r = TraceOpener.Open(path);
+        var ev = new List<TraceEvent>();
+        while (r.Read() is { } e) ev.Add(e);
+        Assert.Equal(4, ev.Count);
+        Assert.Equal(["ftrace:bprint", "ftrace:bputs", "ftrace:bprint", "ftrace:bprint"], ev.Select(e => e.Name));
+        Assert.Equal("page_add_file_rmap", ev[0].Str("ip"));
+        Assert.Equal("hello 5 world", ev[0].Str("buf"));
+        Assert.Equal("just a string", ev[1].Str("str"));
+        Assert.Single(ev[2].Fields);
+        Assert.Equal(1, r.Stats.Counters.First(kv => kv.Key == "printk_format_missing").Value.Value);
+        Assert.Equal("page_add_file_rmap", ev[3].Str("ip"));
+    }
+}
