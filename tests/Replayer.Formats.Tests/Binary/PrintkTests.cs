@@ -53,18 +53,51 @@ public class PrintkTests
             else Assert.True(c.Message == e.Str(field), $"{c.Label}: want [{c.Message}] got [{e.Str(field)}]");
         }
         // the missing addresses and the truncated buf are counted, nothing thrown; the garbage line too
-        Assert.Equal(2, stats.Counters.First(kv => kv.Key == "binary.unevaluated_field.ftrace:bprint.buf").Value.Value);
+        Assert.Equal(2, stats.Counters["binary.unevaluated_field.ftrace:bprint.buf"].Value);
         Assert.Equal(1, stats.Counters.First(kv => kv.Key == "binary.unevaluated_field.ftrace:bputs.str").Value.Value);
         Assert.Equal(1, stats.Counters.First(kv => kv.Key == "tracedat.printk_bad_lines").Value.Value);
         Assert.Equal(0, stats.UnparsedLines);
     }
 
     [Fact]
-    public void Without_a_printk_section_the_message_is_left_out_and_counted()
+    public void Without_printk_formats_the_messages_are_left_out_and_counted()
     {
-        var data = SyntheticPrintk.TraceDat(false);
-        using var r = new TraceDatReader(new MemoryStream(data), "p.dat");
-        Assert.Equal(SyntheticPrintk.Formats.Length.ToString(), r.Header.Properties["printk_formats.count"]);
+        using (var r = new TraceDatReader(new MemoryStream(SyntheticPrintk.TraceDat(false)), "p.dat"))
+            Assert.Equal(SyntheticPrintk.Formats.Length.ToString(), r.Header.Properties["printk_formats.count"]);
+        var events = ReadAll(SyntheticPrintk.TraceDat(false, withPrintk: false), out var stats);
+        var cases = SyntheticPrintk.Cases(false);
+        var printk = events.Where(e => e.Name is "ftrace:bprint" or "ftrace:bputs").ToList();
+        Assert.Equal(cases.Count, printk.Count);
+        Assert.All(printk, e => Assert.Equal(["ip"], e.Fields.Select(f => f.Name)));
+        Assert.Equal(cases.Count(c => !c.Puts), stats.Counters["binary.unevaluated_field.ftrace:bprint.buf"].Value);
+        Assert.Equal(cases.Count(c => c.Puts), stats.Counters["binary.unevaluated_field.ftrace:bputs.str"].Value);
+    }
+
+    /// <summary>trace-cmd's v7 conversion (printk formats in section 20, zstd-compressed) reads as the v6 original.</summary>
+    [Fact]
+    public void V7_conversion_reads_as_the_v6_original()
+    {
+        var tc = BinaryTestKit.RequireTool("trace-cmd", "trace-cmd");
+        var dir = Repo.TempDir("printk-v7");
+        try
+        {
+            var v6 = Path.Combine(dir, "v6.dat");
+            var v7 = Path.Combine(dir, "v7.dat");
+            File.WriteAllBytes(v6, SyntheticPrintk.TraceDat(false));
+            BinaryTestKit.Run(tc, $"convert -i {v6} -o {v7} --file-version 7 --compression zstd");
+            var a = ReadAll(File.ReadAllBytes(v6), out _);
+            var b = ReadAll(File.ReadAllBytes(v7), out var stats7);
+            using (var r = new TraceDatReader(v7)) Assert.Equal("trace.dat v7", r.Header.FormatVersion);
+            Assert.Equal(a.Count, b.Count);
+            for (int i = 0; i < a.Count; i++)
+            {
+                Assert.Equal(a[i].Name, b[i].Name);
+                Assert.True(a[i].Fields.SequenceEqual(b[i].Fields), $"event {i}: v6 {a[i]} v7 {b[i]}");
+            }
+            Assert.Contains(b, e => e.Name == "ftrace:bprint" && e.Str("buf") == "pct 100% done 9");
+            Assert.Equal(0, stats7.UnparsedLines);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Theory]
