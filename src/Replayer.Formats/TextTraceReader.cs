@@ -573,7 +573,8 @@ public sealed class TextTraceReader : ITraceReader
             ShortName = string.Intern(shortName),
             Schema = schema,
             PrintSymbol = printSym,
-            PrintkField = full == "ftrace:bprint" ? "buf" : full == "ftrace:bputs" ? "str" : null,
+            // trace_printk lines as report prints them, unless the input said how it printed them (Replayer's writers)
+            PrintkField = schema?.Origin == SchemaOrigin.SelfDescribed ? null : full == "ftrace:bprint" ? "buf" : full == "ftrace:bputs" ? "str" : null,
             ProbeExpected = schema != null && schema.Templates.Any(t => t.Probe != ProbeKind.None),
             IsDataLoss = full == SyntheticEvents.DataLoss,
         };
