@@ -33,6 +33,21 @@ public class PrintkTests
         Assert.Equal("no 0x", map[0xffffffff82000010]);
     }
 
+    /// <summary>perf's tracing data has the same layout: its printk formats are read too (the decoders are shared).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Perf_tracing_data_printk_formats_are_read(bool big)
+    {
+        var formats = new List<(string, string)> { ("ftrace", SyntheticPrintk.BprintFormat) };
+        var td = TracingData.Parse(TraceDatLayout.Preamble("0.6", big).Concat(
+            TraceDatLayout.V6Metadata(big, formats, SyntheticCaptures.Kallsyms, SyntheticCaptures.Cmdlines, SyntheticPrintk.PrintkText())).ToArray(), 0, "perf");
+        Assert.Equal(SyntheticPrintk.Formats.Length, td.PrintkFormats!.Count);
+        Assert.Equal(1, td.PrintkBadLines);
+        Assert.Equal("pct 100%% done %d\n", td.PrintkFormats[0xffffffff82000700]);
+        Assert.Equal(2, td.Cmdlines.Count);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
