@@ -75,7 +75,8 @@ public static class PrintkFormats
 static class BprintRenderer
 {
     /// <summary>Appends the message to <paramref name="o"/>; false when buf runs out before an argument does
-    /// (or the format has a conversion the kernel rejects).</summary>
+    /// (or the format has a conversion the kernel rejects). Widths and precisions are capped at 4096 characters
+    /// (the kernel's output is bounded by its trace_seq page anyway).</summary>
     public static bool Render(string fmt, ReadOnlySpan<byte> buf, bool big, int longSize, Kallsyms? syms, CharBuffer o)
     {
         int pos = 0;
@@ -123,7 +124,7 @@ static class BprintRenderer
                 if (i < fmt.Length && fmt[i] == '*')
                 {
                     if (!ReadInt(buf, ref pos, 4, big, out ulong p)) return false;
-                    prec = Math.Max(0, (int)p);
+                    prec = (int)p < 0 ? -1 : (int)p; // a negative precision counts as none, as in printf
                     i++;
                 }
                 else

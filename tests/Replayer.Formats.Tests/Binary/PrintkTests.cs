@@ -176,6 +176,48 @@ public class PrintkTests
         finally { Directory.Delete(dir, true); }
     }
 
+    [Fact]
+    public void A_printk_section_larger_than_the_file_is_one_TraceInputException()
+    {
+        var data = SyntheticPrintk.TraceDat(false);
+        var text = Encoding.UTF8.GetBytes(SyntheticPrintk.PrintkText());
+        int at = data.AsSpan().IndexOf(text);
+        Assert.True(at > 4);
+        BitConverter.GetBytes(0x7ffffff0u).CopyTo(data, at - 4);
+        var e = Assert.Throws<TraceInputException>(() => new TraceDatReader(new MemoryStream(data), "p.dat"));
+        Assert.Contains("printk formats size", e.Message);
+        Assert.Equal(at - 4, e.Offset);
+    }
+
+    /// <summary>Hostile formats and arguments: huge or negative '*' widths and precisions are capped, a conversion the
+    /// kernel rejects or an unterminated string leaves the message out; nothing throws.</summary>
+    [Fact]
+    public void Hostile_formats_and_arguments_are_bounded()
+    {
+        ulong f1 = 0xffffffff83000000, f2 = f1 + 0x10, f3 = f1 + 0x20, f4 = f1 + 0x30, f5 = f1 + 0x40;
+        var formats = new List<(ulong, string)> { (f1, "[%*d]"), (f2, "[%.*s]"), (f3, "[%99999999d]"), (f4, "bad %y %d"), (f5, "unterminated %s") };
+        SyntheticPrintk.Args A() => new(false);
+        var cases = new List<SyntheticPrintk.Case>
+        {
+            new("huge-star", f1, A().Int(4, int.MaxValue).Int(4, 1).Bytes(), null),
+            new("negative-star", f1, A().Int(4, -3).Int(4, 1).Bytes(), "[1  ]"),
+            new("negative-prec", f2, A().Int(4, -1).Str("abc").Bytes(), "[abc]"),
+            new("huge-width", f3, A().Int(4, 1).Bytes(), null),
+            new("bad-conv", f4, A().Int(4, 1).Bytes(), null),
+            new("unterminated", f5, Encoding.ASCII.GetBytes("abcd"), null),
+        };
+        var events = ReadAll(SyntheticPrintk.TraceDat(false, formatsOverride: formats, casesOverride: cases), out var stats)
+            .Where(e => e.Name == "ftrace:bprint").ToList();
+        Assert.Equal(cases.Count, events.Count);
+        Assert.Equal(4096 + 2, events[0].Str("buf")!.Length); // width capped
+        Assert.Equal("[1  ]", events[1].Str("buf"));
+        Assert.Equal("[abc]", events[2].Str("buf"));
+        Assert.Equal(4096 + 2, events[3].Str("buf")!.Length);
+        Assert.Single(events[4].Fields);
+        Assert.Single(events[5].Fields);
+        Assert.Equal(2, stats.Counters["binary.unevaluated_field.ftrace:bprint.buf"].Value);
+    }
+
     /// <summary>Replayer's own ftrace text (self-described formats) reads back to the binary reader's printk events.</summary>
     [Fact]
     public void Printk_events_round_trip_through_the_ftrace_text_writer()

@@ -92,10 +92,10 @@ public static class SyntheticPrintk
     ];
 
     /// <summary>The section's text as the kernel writes it: newline, tab and quote escaped.</summary>
-    public static string PrintkText()
+    public static string PrintkText(IEnumerable<(ulong Addr, string Text)>? formats = null)
     {
         var sb = new StringBuilder();
-        foreach (var (a, t) in Formats)
+        foreach (var (a, t) in formats ?? Formats)
             sb.Append("0x").Append(a.ToString("x")).Append(" : \"")
               .Append(t.Replace("\n", "\\n").Replace("\t", "\\t").Replace("\"", "\\\"")).Append("\"\n");
         sb.Append("this line is garbage\n");
@@ -164,12 +164,13 @@ public static class SyntheticPrintk
 
     /// <summary>A v6 trace.dat: the synthetic captures' formats plus bprint/bputs, the printk formats, and one
     /// trace_printk record per case on CPU 0 (1 µs apart) among a few ordinary events on CPU 1.</summary>
-    public static byte[] TraceDat(bool big, bool withPrintk = true)
+    public static byte[] TraceDat(bool big, bool withPrintk = true, IReadOnlyList<(ulong Addr, string Text)>? formatsOverride = null,
+        IReadOnlyList<Case>? casesOverride = null)
     {
         var formats = new List<(string, string)> { ("ftrace", BprintFormat), ("ftrace", BputsFormat) };
         formats.AddRange(new[] { "kmem", "sched", "rt", "migrate" }.Zip(SyntheticCaptures.Formats, (s, f) => (s, f)));
-        var meta = TraceDatLayout.V6Metadata(big, formats, SyntheticCaptures.Kallsyms, SyntheticCaptures.Cmdlines, withPrintk ? PrintkText() : "");
-        var cases = Cases(big);
+        var meta = TraceDatLayout.V6Metadata(big, formats, SyntheticCaptures.Kallsyms, SyntheticCaptures.Cmdlines, withPrintk ? PrintkText(formatsOverride) : "");
+        var cases = casesOverride ?? Cases(big);
         var cpu0 = cases.Select((c, i) => new RingRecord(2_000_000_000L + i * 1000, Record(c, 100, big), -1));
         var cpu1 = SyntheticCaptures.DefaultEvents().Where(e => e.Lost < 0).OrderBy(e => e.Time).Select(e => new RingRecord(e.Time, SyntheticCaptures.Record(e, big), -1));
         using var ms = new MemoryStream();
