@@ -44,6 +44,8 @@ public sealed class TextTraceReader : ITraceReader
         public EventSchema? Schema;
         public int LastTemplate;
         public bool PrintSymbol;
+        /// <summary><c>ftrace:bprint</c>/<c>bputs</c> (trace_printk): the message field's name (<c>buf</c>/<c>str</c>).</summary>
+        public string? PrintkField;
         public bool ProbeExpected;
         public bool IsDataLoss;
     }
@@ -451,6 +453,7 @@ public sealed class TextTraceReader : ITraceReader
         {
             fields = [EventField.Str("ip", info.ShortName), EventField.Str("buf", payload.Length == 0 ? "" : Encoding.UTF8.GetString(payload))];
         }
+        else if (info.PrintkField != null) fields = PrintkFields(info.PrintkField, payload);
         else
         {
             if ((info.ProbeExpected || info.Schema == null) && payload.Length > 0 && payload[0] == (byte)'(')
@@ -481,6 +484,31 @@ public sealed class TextTraceReader : ITraceReader
             Source = _lines.LineNumber,
             Flags = flags.Length == 0 ? null : _interner.Get(flags),
         };
+    }
+
+    /// <summary>trace_printk as <c>trace-cmd report</c> prints it (print format <c>"%ps: %s"</c>): <c>ip</c> (the
+    /// caller's symbol) and the message, as the binary reader decodes <c>ftrace:bprint</c>/<c>bputs</c>. libtraceevent's
+    /// <c>(NO FORMAT FOUND at ADDR)</c> (the format's address is not in the printk formats) leaves the message out,
+    /// as the binary reader does, and is counted.</summary>
+    EventField[] PrintkFields(string field, ReadOnlySpan<byte> payload)
+    {
+        int sep = payload.IndexOf(": "u8);
+        ReadOnlySpan<byte> ip, msg;
+        if (sep > 0) { ip = payload[..sep]; msg = payload[(sep + 2)..]; }
+        else if (payload.Length > 1 && payload[^1] == (byte)':' && payload.IndexOf((byte)' ') < 0) { ip = payload[..^1]; msg = default; }
+        else
+        {
+            Stats.Add("template_mismatch", StatSeverity.Error);
+            Stats.Add("template_mismatch:" + (field == "buf" ? "ftrace:bprint" : "ftrace:bputs"), StatSeverity.Error);
+            return ParseGeneric(payload);
+        }
+        var ipField = EventField.Str("ip", _interner.Get(ip));
+        if (msg.StartsWith("(NO FORMAT FOUND at "u8) && msg.TrimEnd((byte)' ').EndsWith(")"u8))
+        {
+            Stats.Add("printk_format_missing", StatSeverity.Info);
+            return [ipField];
+        }
+        return [ipField, EventField.Str(field, msg.Length == 0 ? "" : Encoding.UTF8.GetString(msg))];
     }
 
     /// <summary>The first "sec.frac:" token of a line (perf script without the cpu column).</summary>
@@ -527,6 +555,7 @@ public sealed class TextTraceReader : ITraceReader
         bool printSym = false;
         if (schema != null) full = schema.FullName;
         else if (colon >= 0) full = name;
+        else if (name is "bprint" or "bputs") full = "ftrace:" + name; // trace-cmd report's trace_printk lines
         else if (name == "tracing_mark_write" && Format != TraceFormat.PerfScript)
         {
             // raw ftrace prints the print event as "%ps: %s": the symbol stands where the event name would be
@@ -544,6 +573,8 @@ public sealed class TextTraceReader : ITraceReader
             ShortName = string.Intern(shortName),
             Schema = schema,
             PrintSymbol = printSym,
+            // trace_printk lines as report prints them, unless the input said how it printed them (Replayer's writers)
+            PrintkField = schema?.Origin == SchemaOrigin.SelfDescribed ? null : full == "ftrace:bprint" ? "buf" : full == "ftrace:bputs" ? "str" : null,
             ProbeExpected = schema != null && schema.Templates.Any(t => t.Probe != ProbeKind.None),
             IsDataLoss = full == SyntheticEvents.DataLoss,
         };

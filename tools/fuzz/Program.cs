@@ -15,6 +15,7 @@ if (args.Length >= 2 && args[0] == "seeds")
     {
         string e = big ? "be" : "le";
         File.WriteAllBytes(Path.Combine(args[1], $"tracedat-v6-{e}.dat"), SyntheticCaptures.TraceDat(6, "none", big));
+        File.WriteAllBytes(Path.Combine(args[1], $"tracedat-printk-{e}.dat"), SyntheticPrintk.TraceDat(big));
         foreach (var c in new[] { "none", "zstd", "zlib" })
             File.WriteAllBytes(Path.Combine(args[1], $"tracedat-v7-{c}-{e}.dat"), SyntheticCaptures.TraceDat(7, c, big));
         File.WriteAllBytes(Path.Combine(args[1], $"perf-{e}.data"), SyntheticCaptures.PerfData(big));

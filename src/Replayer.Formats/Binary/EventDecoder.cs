@@ -85,6 +85,10 @@ public sealed class EventDecoder
     public string Name { get; }
     readonly RecordField? _pid, _flags, _preempt;
     readonly Printed[] _printed;
+    enum PrintkKind : byte { None, Bprint, Bputs }
+    /// <summary><c>ftrace:bprint</c> / <c>ftrace:bputs</c>: the message field comes from the printk formats.</summary>
+    readonly PrintkKind _printk;
+    readonly RecordField? _printkAddr, _printkBuf;
     readonly PrintFormatParts _parts;
     readonly PrintExpr[] _args;
     readonly PrintExpr? _probeIp, _probeFunc, _probeRet;
@@ -241,6 +245,25 @@ public sealed class EventDecoder
             ci += n;
         }
         _printed = printed.ToArray();
+        // trace_printk records: the message is not in the print format but built from the printk formats.
+        if (Name is "ftrace:bprint" or "ftrace:bputs" && _printed.Length == 2 && _printed[0].Convs.Length == 1
+            && format.Field("ip") is { IsScalar: true } ipField)
+        {
+            bool bprint = Name == "ftrace:bprint";
+            var addr = format.Field(bprint ? "fmt" : "str");
+            var buf = bprint ? format.Field("buf") : null;
+            if (addr is { IsScalar: true, Size: 4 or 8 } && (!bprint || buf != null))
+            {
+                _printk = bprint ? PrintkKind.Bprint : PrintkKind.Bputs;
+                _printkAddr = addr;
+                _printkBuf = buf;
+                _printed[1].Name = bprint ? "buf" : "str";
+                _printed[1].Type = FieldType.Str;
+                _printed[1].Direct = null;
+                _printed[1].MemoCache = null;
+                _printed[1].MemoFields = null;
+            }
+        }
         _allDirect = _printed.Length > 0 && _printed.All(p => p.Direct != null);
         if (_allDirect)
         {
@@ -386,6 +409,7 @@ public sealed class EventDecoder
             var following = ctx.RecordAndFollowing;
             return following.Length >= _overreadEnd ? DecodeDirectWide(_slots, following, dst) : DecodeDirectLittleEndian(printed, rec, dst);
         }
+        if (_printk != PrintkKind.None) return DecodePrintk(ctx, syms, dst);
         int n = 0;
         for (int i = 0; i < printed.Length; i++)
         {
@@ -405,6 +429,44 @@ public sealed class EventDecoder
             }
         }
         return n;
+    }
+
+    /// <summary><c>ftrace:bprint</c> / <c>ftrace:bputs</c>: <c>ip</c> as the print format prints it, then the message
+    /// (<c>buf</c> / <c>str</c>) from the printk formats: bputs' string by its address, bprint's format by its address
+    /// rendered with the binary arguments in the record's <c>buf</c>. One trailing newline is dropped (libtraceevent
+    /// drops it from the format). An unknown address or arguments running past the record leave the message out
+    /// (counted as an unevaluated field).</summary>
+    int DecodePrintk(RecordContext ctx, Kallsyms? syms, Span<EventField> dst)
+    {
+        int n = 0;
+        var ip = _printed[0];
+        if (Evaluate(ip, ctx, syms, out dst[0])) n++;
+        else { ip.Unevaluated++; HasPendingStats = true; }
+        var msg = _printed[1];
+        if (PrintkMessage(ctx, syms, msg.Text)) dst[n++] = EventField.Str(msg.Name, msg.Dedupe(msg.Text.Span));
+        else { msg.Unevaluated++; HasPendingStats = true; }
+        return n;
+    }
+
+    /// <summary>The trace_printk message of the record in <paramref name="ctx"/> into <paramref name="o"/>; false when
+    /// it cannot be computed.</summary>
+    bool PrintkMessage(RecordContext ctx, Kallsyms? syms, CharBuffer o)
+    {
+        o.Clear();
+        var rec = ctx.Record;
+        var a = _printkAddr!;
+        if (a.Offset + a.Size > rec.Length || ctx.PrintkFormats is not { } formats) return false;
+        ulong addr = Endian.Read(rec.Slice(a.Offset, a.Size), a.Size, ctx.BigEndian);
+        if (!formats.TryGetValue(addr, out var text)) return false;
+        if (_printk == PrintkKind.Bputs) o.Append(text);
+        else
+        {
+            var b = _printkBuf!;
+            if (b.Offset > rec.Length) return false;
+            if (!BprintRenderer.Render(text, rec[b.Offset..], ctx.BigEndian, ctx.LongSize, syms, o)) return false;
+        }
+        if (o.Length > 0 && o.Span[^1] == '\n') o.Truncate(o.Length - 1);
+        return true;
     }
 
     /// <summary>
@@ -632,6 +694,16 @@ public sealed class EventDecoder
     {
         var b = _render;
         b.Clear();
+        if (_printk != PrintkKind.None)
+        {
+            var v = _printed[0].Args[0].Eval(ctx);
+            if (v.Kind == ValueKind.Unknown) b.Append(UnknownMark);
+            else AppendOne(b, v, _printed[0].Convs[0], syms, libtraceevent: true);
+            b.Append(": ");
+            var m = _printed[1].Text;
+            b.Append(PrintkMessage(ctx, syms, m) ? m.Span : UnknownMark);
+            return b.ToString();
+        }
         for (int i = 0; i < _parts.Conversions.Length; i++)
         {
             b.Append(_parts.Literals[i]);
@@ -714,6 +786,7 @@ internal sealed class CharBuffer
     public int Length { get; private set; }
     public ReadOnlySpan<char> Span => _a.AsSpan(0, Length);
     public void Clear() => Length = 0;
+    public void Truncate(int length) => Length = Math.Clamp(length, 0, Length);
 
     void Ensure(int more)
     {
@@ -780,6 +853,8 @@ public sealed class RecordContext : IRecordContext
     internal ReadOnlySpan<byte> RecordAndFollowing => _buf.AsSpan(_off);
     public bool BigEndian { get; }
     public int LongSize { get; }
+    /// <summary>The capture's printk formats (address → format or string) for <c>ftrace:bprint</c>/<c>bputs</c>.</summary>
+    public IReadOnlyDictionary<ulong, string>? PrintkFormats { get; set; }
     public bool TryGetSymbolValue(string name, out ulong value)
     {
         if (_symbolsFinal && ReferenceEquals(name, _lastSymbol))

@@ -302,7 +302,8 @@ public sealed class PerfDataReader : IBlockTraceReader
                 if (td.Unparsable.Count > 0) Stats.Add("binary.unparsable_format", StatSeverity.Error, td.Unparsable.Count);
                 _kallsyms ??= td.Kallsyms;
                 _longSize = td.LongSize is 4 or 8 ? td.LongSize : 8;
-                _ctx = new RecordContext(_big, _longSize, _symbols);
+                _ctx = new RecordContext(_big, _longSize, _symbols) { PrintkFormats = td.PrintkFormats };
+                if (td.PrintkBadLines > 0) Stats.Add("perf.printk_bad_lines", StatSeverity.Info, td.PrintkBadLines);
                 Header.Properties["perf.tracing_data.version"] = td.Version;
                 foreach (var kv in td.Cmdlines) _comms.TryAdd(kv.Key, kv.Value);
                 break;

@@ -226,7 +226,7 @@ public sealed class TraceDatReader : IBlockTraceReader
         var ks = _src.ReadBytes(pos, n, "kallsyms");
         LoadKallsyms(ks, 0, ks.Length); pos += n;
         n = SizeAt(pos, 4, "printk formats size", _src.Length - pos - 4); pos += 4;
-        Header.Properties["printk_formats.bytes"] = n.ToString(CultureInfo.InvariantCulture);
+        LoadPrintk(_src.ReadBytes(pos, n, "printk formats"));
         pos += n;
         n = SizeAt(pos, 8, "saved cmdlines size", _src.Length - pos - 8); pos += 8;
         LoadCmdlines(_src.ReadBytes(pos, n, "saved cmdlines")); pos += n;
@@ -373,6 +373,18 @@ public sealed class TraceDatReader : IBlockTraceReader
         _kallsymsLength = length;
     }
 
+    /// <summary>The printk formats (address → trace_printk format or trace_puts string) that
+    /// <c>ftrace:bprint</c>/<c>bputs</c> records point at; lines that do not parse are counted.</summary>
+    void LoadPrintk(ReadOnlySpan<byte> data)
+    {
+        Header.Properties["printk_formats.bytes"] = data.Length.ToString(CultureInfo.InvariantCulture);
+        if (data.Length == 0) return;
+        var map = PrintkFormats.Parse(data, out int bad);
+        if (bad > 0) Stats.Add("tracedat.printk_bad_lines", StatSeverity.Info, bad);
+        Header.Properties["printk_formats.count"] = map.Count.ToString(CultureInfo.InvariantCulture);
+        _ctx.PrintkFormats = map;
+    }
+
     void LoadCmdlines(byte[] data)
     {
         foreach (var line in Encoding.UTF8.GetString(data).Split('\n'))
@@ -457,7 +469,8 @@ public sealed class TraceDatReader : IBlockTraceReader
                 case 20:
                 {
                     var r = new ByteReader(data, dataAt, _big, Name);
-                    Header.Properties["printk_formats.bytes"] = r.U32("printk formats size").ToString(CultureInfo.InvariantCulture);
+                    uint size = r.U32("printk formats size");
+                    LoadPrintk(r.Bytes(size, "printk formats"));
                     break;
                 }
                 case 21:

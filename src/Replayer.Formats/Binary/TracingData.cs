@@ -19,6 +19,10 @@ public sealed class TracingData
     public string Version { get; private set; } = "";
     public Kallsyms? Kallsyms { get; private set; }
     public Dictionary<int, string> Cmdlines { get; } = new();
+    /// <summary>Address → trace_printk format / trace_puts string (for <c>ftrace:bprint</c>/<c>bputs</c>); null when none.</summary>
+    public Dictionary<ulong, string>? PrintkFormats { get; private set; }
+    /// <summary>Lines of the printk formats that did not parse.</summary>
+    public int PrintkBadLines { get; private set; }
 
     public static TracingData Parse(ReadOnlySpan<byte> data, long baseOffset, string source)
     {
@@ -63,7 +67,12 @@ public sealed class TracingData
         if (kall.Length > 0) td.Kallsyms = Kallsyms.Parse(kall, out _);
         if (r.Remaining == 0) return td;
         uint ps = r.U32("printk formats size");
-        r.Skip(ps, "printk formats");
+        var printk = r.Bytes(ps, "printk formats");
+        if (printk.Length > 0)
+        {
+            td.PrintkFormats = Binary.PrintkFormats.Parse(printk, out int bad);
+            td.PrintkBadLines = bad;
+        }
         if (r.Remaining >= 8)
         {
             long cs = r.Size64("saved cmdlines size");

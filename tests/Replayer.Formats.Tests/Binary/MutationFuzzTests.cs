@@ -21,6 +21,8 @@ public class MutationFuzzTests
         ("tracedat-v6-le", SyntheticCaptures.TraceDat(6, "none", false), false),
         ("tracedat-v7-zstd-le", SyntheticCaptures.TraceDat(7, "zstd", false), false),
         ("tracedat-v7-none-be", SyntheticCaptures.TraceDat(7, "none", true), false),
+        ("tracedat-printk-le", SyntheticPrintk.TraceDat(false), false),
+        ("tracedat-printk-be", SyntheticPrintk.TraceDat(true), false),
         ("perf-le", SyntheticCaptures.PerfData(false), true),
         ("perf-be", SyntheticCaptures.PerfData(true), true),
         ("perf-compressed-le", SyntheticCaptures.PerfData(false, null, 81), true),
