@@ -232,20 +232,32 @@ public sealed class TextTraceReader : ITraceReader
         if (!rest.StartsWith(" ["u8) || !rest.EndsWith("]"u8)) return null;
         var inner = rest[2..^1];
         if (inner.IndexOf("LOST"u8) < 0 && inner.IndexOf("DROPPED"u8) < 0) return null;
-        ulong lost = 0;
         int d = 0;
         while (d < inner.Length && !IsDigit(inner[d])) d++;
-        int de = d;
-        while (de < inner.Length && IsDigit(inner[de])) de++;
-        if (de > d) ulong.TryParse(inner[d..de], NumberStyles.None, CultureInfo.InvariantCulture, out lost);
+        return Loss(_lastTs, cpu, 0, "", DigitsAt(inner, d));
+    }
+
+    /// <summary>The decimal number starting at <paramref name="at"/> (0 when there is none).</summary>
+    static ulong DigitsAt(ReadOnlySpan<byte> s, int at)
+    {
+        int end = at;
+        while (end < s.Length && IsDigit(s[end])) end++;
+        ulong n = 0;
+        if (end > at) ulong.TryParse(s[at..end], NumberStyles.None, CultureInfo.InvariantCulture, out n);
+        return n;
+    }
+
+    /// <summary>A data-loss marker as an event, counted in the stats.</summary>
+    TraceEvent Loss(long ts, int cpu, int pid, string comm, ulong lost)
+    {
         Stats.LostEvents += (long)lost;
         Stats.DataLossMarkers++;
         return new TraceEvent
         {
-            Timestamp = _lastTs,
+            Timestamp = ts,
             Cpu = cpu,
-            Pid = 0,
-            Comm = "",
+            Pid = pid,
+            Comm = comm,
             Name = SyntheticEvents.DataLoss,
             Fields = [EventField.U64("lost", lost)],
             Source = _lines.LineNumber,
@@ -262,22 +274,9 @@ public sealed class TextTraceReader : ITraceReader
         {
             int d = k + 4;
             while (d < rest.Length && (rest[d] == (byte)':' || rest[d] == (byte)' ')) d++;
-            int de = d;
-            while (de < rest.Length && IsDigit(rest[de])) de++;
-            if (de > d) ulong.TryParse(rest[d..de], NumberStyles.None, CultureInfo.InvariantCulture, out lost);
+            lost = DigitsAt(rest, d);
         }
-        Stats.LostEvents += (long)lost;
-        Stats.DataLossMarkers++;
-        return new TraceEvent
-        {
-            Timestamp = ts,
-            Cpu = cpu,
-            Pid = pid,
-            Comm = _interner.Get(comm),
-            Name = SyntheticEvents.DataLoss,
-            Fields = [EventField.U64("lost", lost)],
-            Source = _lines.LineNumber,
-        };
+        return Loss(ts, cpu, pid, _interner.Get(comm), lost);
     }
 
     /// <summary>sec.frac followed by ':' → nanoseconds.</summary>
