@@ -10,7 +10,7 @@ namespace Replayer.Formats;
 /// <c>trace_pipe</c>), <c>trace-cmd report</c>, and <c>perf script</c> (default and <c>-F</c> variants).
 /// One line at a time from a byte buffer; comm, event and field names and repeated values are interned.
 /// </summary>
-public sealed class TextTraceReader : ITraceReader
+public sealed class TextTraceReader : IBlockTraceReader
 {
     /// <summary>Default system for a raw-ftrace event whose system nothing names.</summary>
     public const string UnknownSystem = "unknown";
@@ -60,17 +60,42 @@ public sealed class TextTraceReader : ITraceReader
     }
 
     long _overwritten;      // entries-written minus entries-in-buffer, announced before the first event
-    TraceEvent? _stash;     // the event that follows that announcement
+    /// <summary>The event that follows that announcement, parsed before the loss row is appended (one row, once per input).</summary>
+    readonly EventBlock _stash = new(1);
+    /// <summary>The one-row block <see cref="Read"/> parses into before making the event object.</summary>
+    readonly EventBlock _one = new(1);
 
     public TraceEvent? Read()
     {
-        if (_stash != null)
+        var one = _one;
+        one.Clear();
+        return NextRow(one) ? one.ToTraceEvent(0) : null;
+    }
+
+    /// <summary>
+    /// Parses up to <paramref name="max"/> next events (the same events, in the same order, with the same stats
+    /// and strict-mode errors as <see cref="Read"/>) straight into <paramref name="block"/>'s columns: no object
+    /// per event; names, comms and repeated values are the interned strings <see cref="Read"/> gives.
+    /// </summary>
+    public int ReadBlock(EventBlock block, int max)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        int n = 0;
+        while (n < max && NextRow(block)) n++;
+        return n;
+    }
+
+    /// <summary>Appends the next event to <paramref name="block"/> as one row: the one parse routine of
+    /// <see cref="Read"/> and <see cref="ReadBlock"/>. False at the end of input.</summary>
+    bool NextRow(EventBlock block)
+    {
+        if (_stash.Count != 0)
         {
-            var s = _stash;
-            _stash = null;
-            return s;
+            block.Add(_stash, 0);
+            _stash.Clear();
+            return true;
         }
-        if (_ended) return null;
+        if (_ended) return false;
         while (_lines.TryReadLine(out var line))
         {
             Stats.Lines++;
@@ -81,27 +106,24 @@ public sealed class TextTraceReader : ITraceReader
                 Stats.Add("truncated_last_line", StatSeverity.DataLoss);
                 break;
             }
-            var ev = ParseLine(line, out bool skip);
-            if (ev != null)
+            // before the first event of an input whose ring buffer overwrote events, the event waits in the stash
+            var target = _overwritten > 0 ? _stash : block;
+            if (ParseLine(line, target, out bool skip))
             {
                 Stats.Events++;
-                _lastTs = ev.Timestamp;
+                int row = target.Count - 1;
+                _lastTs = target.TimestampOf(row);
                 if (_overwritten > 0)
                 {
                     // the ring buffer overwrote the oldest events: data loss before the first event kept
-                    var loss = new TraceEvent
-                    {
-                        Timestamp = ev.Timestamp, Cpu = -1, Pid = 0, Comm = "", Name = SyntheticEvents.DataLoss,
-                        Fields = [EventField.U64("lost", (ulong)_overwritten)], Source = ev.Source,
-                    };
+                    block.Append(_lastTs, -1, 0, "", SyntheticEvents.DataLoss, null, null, target.SourceOf(row));
+                    block.AddFields(1)[0] = EventField.U64("lost", (ulong)_overwritten);
                     Stats.LostEvents += _overwritten;
                     Stats.DataLossMarkers++;
                     Stats.Events++;
                     _overwritten = 0;
-                    _stash = ev;
-                    return loss;
                 }
-                return ev;
+                return true;
             }
             if (skip) continue;
             Stats.UnparsedLines++;
@@ -109,7 +131,7 @@ public sealed class TextTraceReader : ITraceReader
                 TraceInputException.ThrowAtLine(SourceName, _lines.LineNumber, _why, Encoding.UTF8.GetString(line));
         }
         _ended = true;
-        return null;
+        return false;
     }
 
     static int SkipBlanks(ReadOnlySpan<byte> s, int i)
@@ -120,33 +142,34 @@ public sealed class TextTraceReader : ITraceReader
 
     static bool IsDigit(byte b) => (uint)(b - '0') <= 9;
 
-    TraceEvent? ParseLine(ReadOnlySpan<byte> line, out bool skip)
+    /// <summary>Appends the line's event to <paramref name="block"/> (true), or says why not: a line that is no
+    /// event (<paramref name="skip"/>) or an unparsed one (<see cref="_why"/>).</summary>
+    bool ParseLine(ReadOnlySpan<byte> line, EventBlock block, out bool skip)
     {
         skip = false;
         int i = SkipBlanks(line, 0);
-        if (i == line.Length) { skip = true; return null; }
+        if (i == line.Length) { skip = true; return false; }
         byte c0 = line[i];
         if (c0 == (byte)'#')
         {
             skip = true;
             HeaderComment(line[i..]);
-            return null;
+            return false;
         }
-        var ev = TryParseEvent(line);
-        if (ev != null) return ev;
+        if (TryParseEvent(line, block)) return true;
         // non-event lines that are part of the formats
         var t = line[i..];
-        if (t.StartsWith("CPU:"u8) && TryParseLost(t) is { } lost) return lost;
+        if (t.StartsWith("CPU:"u8) && TryParseLost(t, block)) return true;
         if (t.StartsWith("cpus="u8) && int.TryParse(t[5..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpus))
-        { Header.CpuCount = cpus; skip = true; return null; }
+        { Header.CpuCount = cpus; skip = true; return false; }
         if (t.StartsWith("version = "u8) || t.StartsWith("version="u8))
-        { Header.FormatVersion = Encoding.UTF8.GetString(t[(t.IndexOf((byte)'=') + 1)..]).Trim(); skip = true; return null; }
+        { Header.FormatVersion = Encoding.UTF8.GetString(t[(t.IndexOf((byte)'=') + 1)..]).Trim(); skip = true; return false; }
         if (t.StartsWith("CPU "u8) && t.EndsWith(" is empty"u8))
-        { Stats.Add("empty_cpu_lines", StatSeverity.Info); skip = true; return null; }
+        { Stats.Add("empty_cpu_lines", StatSeverity.Info); skip = true; return false; }
         if (Format == TraceFormat.PerfScript && i > 0 && IsCallchainLine(t))
-        { Stats.Add("callchain_lines", StatSeverity.Info); skip = true; return null; }
+        { Stats.Add("callchain_lines", StatSeverity.Info); skip = true; return false; }
         if (_why.Length == 0) _why = "an event line (TASK-PID [CPU] TIMESTAMP: EVENT: FIELDS)";
-        return null;
+        return false;
     }
 
     void HeaderComment(ReadOnlySpan<byte> t)
@@ -222,19 +245,20 @@ public sealed class TextTraceReader : ITraceReader
         return t.EndsWith(")"u8) && t.LastIndexOf(" ("u8) > sp;
     }
 
-    TraceEvent? TryParseLost(ReadOnlySpan<byte> t)
+    bool TryParseLost(ReadOnlySpan<byte> t, EventBlock block)
     {
         // CPU:1 [LOST 123 EVENTS]   (ftrace)   CPU:1 [123 EVENTS DROPPED] / CPU:1 [LOST EVENTS]
         int i = 4, s = i;
         while (i < t.Length && IsDigit(t[i])) i++;
-        if (i == s || !int.TryParse(t[s..i], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpu)) return null;
+        if (i == s || !int.TryParse(t[s..i], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpu)) return false;
         var rest = t[i..];
-        if (!rest.StartsWith(" ["u8) || !rest.EndsWith("]"u8)) return null;
+        if (!rest.StartsWith(" ["u8) || !rest.EndsWith("]"u8)) return false;
         var inner = rest[2..^1];
-        if (inner.IndexOf("LOST"u8) < 0 && inner.IndexOf("DROPPED"u8) < 0) return null;
+        if (inner.IndexOf("LOST"u8) < 0 && inner.IndexOf("DROPPED"u8) < 0) return false;
         int d = 0;
         while (d < inner.Length && !IsDigit(inner[d])) d++;
-        return Loss(_lastTs, cpu, 0, "", DigitsAt(inner, d));
+        Loss(block, _lastTs, cpu, 0, "", DigitsAt(inner, d));
+        return true;
     }
 
     /// <summary>The decimal number starting at <paramref name="at"/> (0 when there is none).</summary>
@@ -247,25 +271,17 @@ public sealed class TextTraceReader : ITraceReader
         return n;
     }
 
-    /// <summary>A data-loss marker as an event, counted in the stats.</summary>
-    TraceEvent Loss(long ts, int cpu, int pid, string comm, ulong lost)
+    /// <summary>A data-loss marker as a row, counted in the stats.</summary>
+    void Loss(EventBlock block, long ts, int cpu, int pid, string comm, ulong lost)
     {
         Stats.LostEvents += (long)lost;
         Stats.DataLossMarkers++;
-        return new TraceEvent
-        {
-            Timestamp = ts,
-            Cpu = cpu,
-            Pid = pid,
-            Comm = comm,
-            Name = SyntheticEvents.DataLoss,
-            Fields = [EventField.U64("lost", lost)],
-            Source = _lines.LineNumber,
-        };
+        block.Append(ts, cpu, pid, comm, SyntheticEvents.DataLoss, null, null, _lines.LineNumber);
+        block.AddFields(1)[0] = EventField.U64("lost", lost);
     }
 
     /// <summary>perf script --show-lost-events: "... PERF_RECORD_LOST lost: 12" (any spelling with a number after "lost").</summary>
-    TraceEvent PerfLost(ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm)
+    void PerfLost(EventBlock block, ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm)
     {
         ulong lost = 0;
         var rest = t["PERF_RECORD_LOST"u8.Length..];
@@ -276,7 +292,7 @@ public sealed class TextTraceReader : ITraceReader
             while (d < rest.Length && (rest[d] == (byte)':' || rest[d] == (byte)' ')) d++;
             lost = DigitsAt(rest, d);
         }
-        return Loss(ts, cpu, pid, _interner.Get(comm), lost);
+        Loss(block, ts, cpu, pid, _interner.Get(comm), lost);
     }
 
     /// <summary>sec.frac followed by ':' → nanoseconds.</summary>
@@ -320,7 +336,7 @@ public sealed class TextTraceReader : ITraceReader
         return i;
     }
 
-    TraceEvent? TryParseEvent(ReadOnlySpan<byte> line)
+    bool TryParseEvent(ReadOnlySpan<byte> line, EventBlock block)
     {
         int from = 0;
         int bracket, cpu = 0, after;
@@ -339,7 +355,7 @@ public sealed class TextTraceReader : ITraceReader
                     break;
                 }
                 _why = "TASK-PID [CPU] TIMESTAMP: at the start of an event line";
-                return null;
+                return false;
             }
             b += from;
             from = b + 1;
@@ -372,16 +388,16 @@ public sealed class TextTraceReader : ITraceReader
         if (head.Length > 0 && head[^1] == (byte)')')
         {
             int op = head.LastIndexOf((byte)'(');
-            if (op < 0) { _why = "'(TGID)' before [CPU]"; return null; }
+            if (op < 0) { _why = "'(TGID)' before [CPU]"; return false; }
             head = head[..op].TrimEnd((byte)' ');
         }
         int pe = head.Length, ps = pe;
         while (ps > 0 && IsDigit(head[ps - 1])) ps--;
         bool perf = Format == TraceFormat.PerfScript;
         if (perf && head.Trim((byte)' ').Length == 0) { ps = 0; pe = 0; }
-        else if (ps == pe || (ps == 0 && !perf) || pe - ps > 10) { _why = "a PID before [CPU]"; return null; }
+        else if (ps == pe || (ps == 0 && !perf) || pe - ps > 10) { _why = "a PID before [CPU]"; return false; }
         long pidv = pe > ps ? long.Parse(head[ps..pe], NumberStyles.None, CultureInfo.InvariantCulture) : -1;
-        if (pidv > uint.MaxValue) { _why = "a PID before [CPU]"; return null; }
+        if (pidv > uint.MaxValue) { _why = "a PID before [CPU]"; return false; }
         int pid = pidv < 0 ? -1 : unchecked((int)(uint)pidv); // Replayer's writer prints a negative pid as its u32
         byte sep = ps > 0 ? head[ps - 1] : (byte)' ';
         ReadOnlySpan<byte> comm;
@@ -395,11 +411,11 @@ public sealed class TextTraceReader : ITraceReader
         {
             int qs = ps - 1;
             while (qs > 0 && IsDigit(head[qs - 1])) qs--;
-            if (qs == ps - 1 || qs == 0 || head[qs - 1] != (byte)' ') { _why = "PID/TID before [CPU]"; return null; }
+            if (qs == ps - 1 || qs == 0 || head[qs - 1] != (byte)' ') { _why = "PID/TID before [CPU]"; return false; }
             comm = head[..(qs - 1)];
         }
         else if (sep == (byte)' ') comm = head[..(ps - 1)];
-        else { _why = "TASK-PID before [CPU]"; return null; }
+        else { _why = "TASK-PID before [CPU]"; return false; }
         comm = comm.Trim((byte)' ');
 
         // [period] EVENT: payload
@@ -410,7 +426,10 @@ public sealed class TextTraceReader : ITraceReader
             if (pe2 > i && pe2 < line.Length && line[pe2] == (byte)' ') i = SkipBlanks(line, pe2);
         }
         if (line[i..].StartsWith("PERF_RECORD_LOST"u8))
-            return PerfLost(line[i..], ts, cpu, pid, comm);
+        {
+            PerfLost(block, line[i..], ts, cpu, pid, comm);
+            return true;
+        }
         int ns = i, ne = -1;
         for (int j = i; j < line.Length; j++)
         {
@@ -426,20 +445,14 @@ public sealed class TextTraceReader : ITraceReader
             if (fe > ns && line[ps2..].StartsWith("<-"u8))
             {
                 var parent = line[(ps2 + 2)..].TrimStart((byte)'-').Trim((byte)' ');
-                return new TraceEvent
-                {
-                    Timestamp = ts,
-                    Cpu = cpu,
-                    Pid = pid,
-                    Comm = _interner.Get(comm),
-                    Name = FunctionName,
-                    Fields = [EventField.Str("ip", _interner.Get(line[ns..fe])), EventField.Str("parent_ip", _interner.Get(parent))],
-                    Source = _lines.LineNumber,
-                    Flags = flags.Length == 0 ? null : _interner.Get(flags),
-                };
+                block.Append(ts, cpu, pid, _interner.Get(comm), FunctionName, null, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
+                var ff = block.AddFields(2);
+                ff[0] = EventField.Str("ip", _interner.Get(line[ns..fe]));
+                ff[1] = EventField.Str("parent_ip", _interner.Get(parent));
+                return true;
             }
             _why = "'EVENT:' after the timestamp";
-            return null;
+            return false;
         }
         var nameBytes = line[ns..ne];
         var payload = line[SkipBlanks(line, ne + 1)..];
@@ -447,49 +460,38 @@ public sealed class TextTraceReader : ITraceReader
 
         var info = Resolve(nameBytes);
         string? probe = null;
-        EventField[] fields;
+        if (!info.PrintSymbol && info.PrintkField == null
+            && (info.ProbeExpected || info.Schema == null) && payload.Length > 0 && payload[0] == (byte)'(')
+        {
+            int cp = payload.IndexOf((byte)')');
+            if (cp > 0 && (cp + 1 == payload.Length || payload[cp + 1] == (byte)' '))
+            {
+                probe = _interner.Get(payload[1..cp]);
+                payload = payload[SkipBlanks(payload, cp + 1)..];
+            }
+        }
+        block.Append(ts, cpu, pid, _interner.Get(comm), info.FullName, probe, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
         if (info.PrintSymbol)
         {
-            fields = [EventField.Str("ip", info.ShortName), EventField.Str("buf", payload.Length == 0 ? "" : Encoding.UTF8.GetString(payload))];
+            var pf = block.AddFields(2);
+            pf[0] = EventField.Str("ip", info.ShortName);
+            pf[1] = EventField.Str("buf", payload.Length == 0 ? "" : Encoding.UTF8.GetString(payload));
         }
-        else if (info.PrintkField != null) fields = PrintkFields(info.PrintkField, payload);
-        else
-        {
-            if ((info.ProbeExpected || info.Schema == null) && payload.Length > 0 && payload[0] == (byte)'(')
-            {
-                int cp = payload.IndexOf((byte)')');
-                if (cp > 0 && (cp + 1 == payload.Length || payload[cp + 1] == (byte)' '))
-                {
-                    probe = _interner.Get(payload[1..cp]);
-                    payload = payload[SkipBlanks(payload, cp + 1)..];
-                }
-            }
-            fields = ParseFields(info, payload);
-        }
+        else if (info.PrintkField != null) PrintkFields(block, info.PrintkField, payload);
+        else ParseFields(info, payload, block);
         if (info.IsDataLoss)
         {
             Stats.DataLossMarkers++;
-            foreach (var f in fields) if (f.Name == "lost" && f.IsInteger) Stats.LostEvents += (long)f.Bits;
+            foreach (ref readonly var f in block.FieldsOf(block.Count - 1)) if (f.Name == "lost" && f.IsInteger) Stats.LostEvents += (long)f.Bits;
         }
-        return new TraceEvent
-        {
-            Timestamp = ts,
-            Cpu = cpu,
-            Pid = pid,
-            Comm = _interner.Get(comm),
-            Name = info.FullName,
-            Fields = fields,
-            Probe = probe,
-            Source = _lines.LineNumber,
-            Flags = flags.Length == 0 ? null : _interner.Get(flags),
-        };
+        return true;
     }
 
     /// <summary>trace_printk as <c>trace-cmd report</c> prints it (print format <c>"%ps: %s"</c>): <c>ip</c> (the
     /// caller's symbol) and the message, as the binary reader decodes <c>ftrace:bprint</c>/<c>bputs</c>. libtraceevent's
     /// <c>(NO FORMAT FOUND at ADDR)</c> (the format's address is not in the printk formats) leaves the message out,
     /// as the binary reader does, and is counted.</summary>
-    EventField[] PrintkFields(string field, ReadOnlySpan<byte> payload)
+    void PrintkFields(EventBlock block, string field, ReadOnlySpan<byte> payload)
     {
         int sep = payload.IndexOf(": "u8);
         ReadOnlySpan<byte> ip, msg;
@@ -499,15 +501,16 @@ public sealed class TextTraceReader : ITraceReader
         {
             Stats.Add("template_mismatch", StatSeverity.Error);
             Stats.Add("template_mismatch:" + (field == "buf" ? "ftrace:bprint" : "ftrace:bputs"), StatSeverity.Error);
-            return ParseGeneric(payload);
+            ParseGeneric(payload, block);
+            return;
         }
-        var ipField = EventField.Str("ip", _interner.Get(ip));
+        block.AddField(EventField.Str("ip", _interner.Get(ip)));
         if (msg.StartsWith("(NO FORMAT FOUND at "u8) && msg.TrimEnd((byte)' ').EndsWith(")"u8))
         {
             Stats.Add("printk_format_missing", StatSeverity.Info);
-            return [ipField];
+            return;
         }
-        return [ipField, EventField.Str(field, msg.Length == 0 ? "" : Encoding.UTF8.GetString(msg))];
+        block.AddField(EventField.Str(field, msg.Length == 0 ? "" : Encoding.UTF8.GetString(msg)));
     }
 
     /// <summary>The first "sec.frac:" token of a line (perf script without the cpu column).</summary>
@@ -581,7 +584,9 @@ public sealed class TextTraceReader : ITraceReader
         return info;
     }
 
-    EventField[] ParseFields(NameInfo info, ReadOnlySpan<byte> payload)
+    /// <summary>Appends the payload's fields to the block's last row: the first template of the event's schema
+    /// that matches (the last one that did is tried first), else key=value tokens or the text.</summary>
+    void ParseFields(NameInfo info, ReadOnlySpan<byte> payload, EventBlock block)
     {
         if (info.Schema is { } schema)
         {
@@ -590,27 +595,29 @@ public sealed class TextTraceReader : ITraceReader
             for (int k = 0; k < n; k++)
             {
                 int idx = (info.LastTemplate + k) % n;
-                var r = ts[idx].TryMatch(payload, _valueInterner);
-                if (r != null)
+                var t = ts[idx];
+                int count = t.Fields.Count;
+                if (t.TryMatch(payload, _valueInterner, block.AddFields(count)))
                 {
                     info.LastTemplate = idx;
-                    return r;
+                    return;
                 }
+                block.TrimLastFields(count);
             }
             Stats.Add("template_mismatch", StatSeverity.Error);
             Stats.Add("template_mismatch:" + info.FullName, StatSeverity.Error);
         }
         else Stats.Add("events_without_format", StatSeverity.Info);
-        return ParseGeneric(payload);
+        ParseGeneric(payload, block);
     }
 
     static bool IsKeyChar(byte b) => char.IsAsciiLetterOrDigit((char)b) || b == (byte)'_' || b == (byte)'.' || b == (byte)'-' || b == (byte)'[' || b == (byte)']';
 
     /// <summary>key=value tokens, typed by their text; anything else: the whole payload as one string field "text".</summary>
-    EventField[] ParseGeneric(ReadOnlySpan<byte> payload)
+    void ParseGeneric(ReadOnlySpan<byte> payload, EventBlock block)
     {
         var p = payload.TrimEnd((byte)' ');
-        if (p.Length == 0) return TraceEvent.NoFields;
+        if (p.Length == 0) return;
         int count = 0;
         bool kv = true;
         int i = 0;
@@ -626,8 +633,11 @@ public sealed class TextTraceReader : ITraceReader
             i = SkipBlanks(p, e);
         }
         if (!kv || i != p.Length || p.IndexOf((byte)'\t') >= 0 || p.IndexOf("  "u8) >= 0)
-            return [EventField.Str("text", Encoding.UTF8.GetString(payload))];
-        var res = new EventField[count];
+        {
+            block.AddField(EventField.Str("text", Encoding.UTF8.GetString(payload)));
+            return;
+        }
+        var res = block.AddFields(count);
         i = 0;
         for (int k = 0; k < count; k++)
         {
@@ -638,7 +648,6 @@ public sealed class TextTraceReader : ITraceReader
             res[k] = TypedValue(key, tok[(eq + 1)..]);
             i = SkipBlanks(p, e);
         }
-        return res;
     }
 
     EventField TypedValue(string key, ReadOnlySpan<byte> v)

@@ -288,9 +288,20 @@ public sealed class PrintTemplate
     public EventField[]? TryMatch(ReadOnlySpan<byte> text, Utf8Interner interner)
     {
         var res = _fields.Length == 0 ? TraceEvent.NoFields : new EventField[_fields.Length];
+        return TryMatch(text, interner, res) ? res : null;
+    }
+
+    /// <summary>
+    /// <see cref="TryMatch(ReadOnlySpan{byte}, Utf8Interner)"/> into <paramref name="res"/>, which holds exactly
+    /// <see cref="Fields"/>.Count fields (e.g. a block's reserved fields): no allocation. On false the contents of
+    /// <paramref name="res"/> are unspecified.
+    /// </summary>
+    public bool TryMatch(ReadOnlySpan<byte> text, Utf8Interner interner, Span<EventField> res)
+    {
+        if (res.Length != _fields.Length) throw new ArgumentException($"need {_fields.Length} fields, got {res.Length}", nameof(res));
         int pos = 0;
         var lits = _literalBytes;
-        if (!text.StartsWith(lits[0])) return null;
+        if (!text.StartsWith(lits[0])) return false;
         pos = lits[0].Length;
         int n = _fields.Length;
         for (int k = 0; k < n; k++)
@@ -311,7 +322,7 @@ public sealed class PrintTemplate
                         else
                         {
                             var trimmed = rest.TrimEnd((byte)' ');
-                            if (!trimmed.EndsWith(next)) { int j = rest.LastIndexOf(next); if (j < 0) return null; end = j; }
+                            if (!trimmed.EndsWith(next)) { int j = rest.LastIndexOf(next); if (j < 0) return false; end = j; }
                             else end = trimmed.Length - next.Length;
                         }
                     }
@@ -323,7 +334,7 @@ public sealed class PrintTemplate
                     else
                     {
                         end = rest.IndexOf(next);
-                        if (end < 0) return null;
+                        if (end < 0) return false;
                     }
                     res[k] = EventField.Str(f.Name, interner.Get(rest[..end]));
                     consumed = end;
@@ -331,24 +342,24 @@ public sealed class PrintTemplate
                 }
                 case ValueSyntax.Char:
                 {
-                    if (rest.Length == 0) return null;
+                    if (rest.Length == 0) return false;
                     int len = Utf8CharLength(rest[0]);
-                    if (len > rest.Length) return null;
+                    if (len > rest.Length) return false;
                     res[k] = EventField.Str(f.Name, interner.Get(rest[..len]));
                     consumed = len;
                     break;
                 }
                 default:
-                    if (!TryParseInt(rest, f, out res[k], out consumed)) return null;
+                    if (!TryParseInt(rest, f, out res[k], out consumed)) return false;
                     break;
             }
             pos += consumed;
-            if (!text[pos..].StartsWith(next)) return null;
+            if (!text[pos..].StartsWith(next)) return false;
             pos += next.Length;
         }
         for (; pos < text.Length; pos++)
-            if (text[pos] != (byte)' ' && text[pos] != (byte)'\t') return null;
-        return res;
+            if (text[pos] != (byte)' ' && text[pos] != (byte)'\t') return false;
+        return true;
     }
 
     static int Utf8CharLength(byte b) => b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
