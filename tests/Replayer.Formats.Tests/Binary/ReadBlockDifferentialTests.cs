@@ -220,11 +220,12 @@ public class ReadBlockDifferentialTests
 
     /// <summary>The reader's own <c>ReadBlock</c> (bound to its class, so a reader that did not override it
     /// would not compile here rather than pass through the interface's default).</summary>
-    static int ReadBlock(ITraceReader r, EventBlock b, int max) => r switch
+    internal static int ReadBlock(ITraceReader r, EventBlock b, int max) => r switch
     {
         TraceDatReader t => t.ReadBlock(b, max),
         PerfDataReader p => p.ReadBlock(b, max),
-        _ => throw new InvalidOperationException("not a binary reader: " + r.GetType().Name),
+        TextTraceReader x => x.ReadBlock(b, max),
+        _ => throw new InvalidOperationException("not a reader with its own ReadBlock: " + r.GetType().Name),
     };
 
     internal static void AssertSame(TraceEvent e, EventBlock b, int i, string what)
