@@ -60,16 +60,18 @@ public sealed class TextTraceReader : IBlockTraceReader
     }
 
     long _overwritten;      // entries-written minus entries-in-buffer, announced before the first event
-    /// <summary>The event that follows that announcement, parsed before the loss row is appended (one row, once per input).</summary>
-    readonly EventBlock _stash = new(1);
-    /// <summary>The one-row block <see cref="Read"/> parses into before making the event object.</summary>
-    readonly EventBlock _one = new(1);
+    TraceEvent? _stash;     // the event that follows that announcement (once per input)
 
     public TraceEvent? Read()
     {
-        var one = _one;
-        one.Clear();
-        return NextRow(one) ? one.ToTraceEvent(0) : null;
+        if (_stash != null)
+        {
+            var s = _stash;
+            _stash = null;
+            return s;
+        }
+        var sink = new EventSink();
+        return NextRow(ref sink) ? sink.ToEvent() : null;
     }
 
     /// <summary>
@@ -80,21 +82,91 @@ public sealed class TextTraceReader : IBlockTraceReader
     public int ReadBlock(EventBlock block, int max)
     {
         ArgumentNullException.ThrowIfNull(block);
+        var sink = new BlockSink(block);
         int n = 0;
-        while (n < max && NextRow(block)) n++;
+        while (n < max)
+        {
+            if (_stash != null)
+            {
+                block.Add(_stash);
+                _stash = null;
+            }
+            else if (!NextRow(ref sink)) break;
+            n++;
+        }
         return n;
     }
 
-    /// <summary>Appends the next event to <paramref name="block"/> as one row: the one parse routine of
-    /// <see cref="Read"/> and <see cref="ReadBlock"/>. False at the end of input.</summary>
-    bool NextRow(EventBlock block)
+    /// <summary>Where the parse routine puts an event: a block row (<see cref="ReadBlock"/>) or the members of a
+    /// new <see cref="TraceEvent"/> (<see cref="Read"/>). A struct, so each use gets its own compiled routine and
+    /// <see cref="Read"/> keeps allocating just the event and its exact field array, as before blocks.</summary>
+    interface IRowSink
     {
-        if (_stash.Count != 0)
+        /// <summary>Starts the event (its fields follow).</summary>
+        void Append(long timestamp, int cpu, int pid, string comm, string name, string? probe, string? flags, long source);
+        /// <summary><paramref name="n"/> more fields of the event, to fill in.</summary>
+        Span<EventField> AddFields(int n);
+        /// <summary>Drops the last <paramref name="n"/> fields (a template that did not match).</summary>
+        void TrimLastFields(int n);
+        ReadOnlySpan<EventField> LastFields { get; }
+        long LastTimestamp { get; }
+    }
+
+    readonly struct BlockSink(EventBlock block) : IRowSink
+    {
+        public void Append(long timestamp, int cpu, int pid, string comm, string name, string? probe, string? flags, long source) =>
+            block.Append(timestamp, cpu, pid, comm, name, probe, flags, source);
+        public Span<EventField> AddFields(int n) => block.AddFields(n);
+        public void TrimLastFields(int n) => block.TrimLastFields(n);
+        public ReadOnlySpan<EventField> LastFields => block.FieldsOf(block.Count - 1);
+        public long LastTimestamp => block.TimestampOf(block.Count - 1);
+    }
+
+    struct EventSink : IRowSink
+    {
+        long _ts, _source;
+        int _cpu, _pid;
+        string _comm, _name;
+        string? _probe, _flags;
+        EventField[]? _fields;
+
+        public void Append(long timestamp, int cpu, int pid, string comm, string name, string? probe, string? flags, long source)
         {
-            block.Add(_stash, 0);
-            _stash.Clear();
-            return true;
+            _ts = timestamp; _cpu = cpu; _pid = pid; _comm = comm; _name = name; _probe = probe; _flags = flags; _source = source;
+            _fields = null;
         }
+
+        public Span<EventField> AddFields(int n)
+        {
+            if (n == 0) return default;
+            int had = _fields?.Length ?? 0;
+            if (had == 0) _fields = new EventField[n];
+            else Array.Resize(ref _fields, had + n);
+            return _fields.AsSpan(had);
+        }
+
+        public void TrimLastFields(int n)
+        {
+            int had = _fields?.Length ?? 0;
+            if ((uint)n > (uint)had) throw new ArgumentOutOfRangeException(nameof(n));
+            if (n == 0) return;
+            _fields = had == n ? null : _fields.AsSpan(0, had - n).ToArray();
+        }
+
+        public readonly ReadOnlySpan<EventField> LastFields => _fields;
+        public readonly long LastTimestamp => _ts;
+
+        public readonly TraceEvent ToEvent() => new()
+        {
+            Timestamp = _ts, Cpu = _cpu, Pid = _pid, Comm = _comm, Name = _name, Fields = _fields ?? TraceEvent.NoFields,
+            Probe = _probe, Source = _source, Flags = _flags,
+        };
+    }
+
+    /// <summary>Parses lines up to the next event and puts it into <paramref name="sink"/>: the one parse routine of
+    /// <see cref="Read"/> and <see cref="ReadBlock"/>. False at the end of input.</summary>
+    bool NextRow<TSink>(ref TSink sink) where TSink : struct, IRowSink
+    {
         if (_ended) return false;
         while (_lines.TryReadLine(out var line))
         {
@@ -106,23 +178,31 @@ public sealed class TextTraceReader : IBlockTraceReader
                 Stats.Add("truncated_last_line", StatSeverity.DataLoss);
                 break;
             }
-            // before the first event of an input whose ring buffer overwrote events, the event waits in the stash
-            var target = _overwritten > 0 ? _stash : block;
-            if (ParseLine(line, target, out bool skip))
+            bool skip;
+            if (_overwritten > 0)
             {
-                Stats.Events++;
-                int row = target.Count - 1;
-                _lastTs = target.TimestampOf(row);
-                if (_overwritten > 0)
+                // The ring buffer overwrote the oldest events: data loss before the first event kept. That event
+                // is kept aside (once per input) and given after the loss.
+                var first = new EventSink();
+                if (ParseLine(line, ref first, out skip))
                 {
-                    // the ring buffer overwrote the oldest events: data loss before the first event kept
-                    block.Append(_lastTs, -1, 0, "", SyntheticEvents.DataLoss, null, null, target.SourceOf(row));
-                    block.AddFields(1)[0] = EventField.U64("lost", (ulong)_overwritten);
+                    Stats.Events++;
+                    var ev = first.ToEvent();
+                    _lastTs = ev.Timestamp;
+                    sink.Append(ev.Timestamp, -1, 0, "", SyntheticEvents.DataLoss, null, null, ev.Source);
+                    sink.AddFields(1)[0] = EventField.U64("lost", (ulong)_overwritten);
                     Stats.LostEvents += _overwritten;
                     Stats.DataLossMarkers++;
                     Stats.Events++;
                     _overwritten = 0;
+                    _stash = ev;
+                    return true;
                 }
+            }
+            else if (ParseLine(line, ref sink, out skip))
+            {
+                Stats.Events++;
+                _lastTs = sink.LastTimestamp;
                 return true;
             }
             if (skip) continue;
@@ -142,9 +222,9 @@ public sealed class TextTraceReader : IBlockTraceReader
 
     static bool IsDigit(byte b) => (uint)(b - '0') <= 9;
 
-    /// <summary>Appends the line's event to <paramref name="block"/> (true), or says why not: a line that is no
+    /// <summary>Appends the line's event to <paramref name="sink"/> (true), or says why not: a line that is no
     /// event (<paramref name="skip"/>) or an unparsed one (<see cref="_why"/>).</summary>
-    bool ParseLine(ReadOnlySpan<byte> line, EventBlock block, out bool skip)
+    bool ParseLine<TSink>(ReadOnlySpan<byte> line, ref TSink sink, out bool skip) where TSink : struct, IRowSink
     {
         skip = false;
         int i = SkipBlanks(line, 0);
@@ -156,10 +236,10 @@ public sealed class TextTraceReader : IBlockTraceReader
             HeaderComment(line[i..]);
             return false;
         }
-        if (TryParseEvent(line, block)) return true;
+        if (TryParseEvent(line, ref sink)) return true;
         // non-event lines that are part of the formats
         var t = line[i..];
-        if (t.StartsWith("CPU:"u8) && TryParseLost(t, block)) return true;
+        if (t.StartsWith("CPU:"u8) && TryParseLost(t, ref sink)) return true;
         if (t.StartsWith("cpus="u8) && int.TryParse(t[5..], NumberStyles.Integer, CultureInfo.InvariantCulture, out int cpus))
         { Header.CpuCount = cpus; skip = true; return false; }
         if (t.StartsWith("version = "u8) || t.StartsWith("version="u8))
@@ -245,7 +325,7 @@ public sealed class TextTraceReader : IBlockTraceReader
         return t.EndsWith(")"u8) && t.LastIndexOf(" ("u8) > sp;
     }
 
-    bool TryParseLost(ReadOnlySpan<byte> t, EventBlock block)
+    bool TryParseLost<TSink>(ReadOnlySpan<byte> t, ref TSink sink) where TSink : struct, IRowSink
     {
         // CPU:1 [LOST 123 EVENTS]   (ftrace)   CPU:1 [123 EVENTS DROPPED] / CPU:1 [LOST EVENTS]
         int i = 4, s = i;
@@ -257,7 +337,7 @@ public sealed class TextTraceReader : IBlockTraceReader
         if (inner.IndexOf("LOST"u8) < 0 && inner.IndexOf("DROPPED"u8) < 0) return false;
         int d = 0;
         while (d < inner.Length && !IsDigit(inner[d])) d++;
-        Loss(block, _lastTs, cpu, 0, "", DigitsAt(inner, d));
+        Loss(ref sink, _lastTs, cpu, 0, "", DigitsAt(inner, d));
         return true;
     }
 
@@ -272,16 +352,16 @@ public sealed class TextTraceReader : IBlockTraceReader
     }
 
     /// <summary>A data-loss marker as a row, counted in the stats.</summary>
-    void Loss(EventBlock block, long ts, int cpu, int pid, string comm, ulong lost)
+    void Loss<TSink>(ref TSink sink, long ts, int cpu, int pid, string comm, ulong lost) where TSink : struct, IRowSink
     {
         Stats.LostEvents += (long)lost;
         Stats.DataLossMarkers++;
-        block.Append(ts, cpu, pid, comm, SyntheticEvents.DataLoss, null, null, _lines.LineNumber);
-        block.AddFields(1)[0] = EventField.U64("lost", lost);
+        sink.Append(ts, cpu, pid, comm, SyntheticEvents.DataLoss, null, null, _lines.LineNumber);
+        sink.AddFields(1)[0] = EventField.U64("lost", lost);
     }
 
     /// <summary>perf script --show-lost-events: "... PERF_RECORD_LOST lost: 12" (any spelling with a number after "lost").</summary>
-    void PerfLost(EventBlock block, ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm)
+    void PerfLost<TSink>(ref TSink sink, ReadOnlySpan<byte> t, long ts, int cpu, int pid, ReadOnlySpan<byte> comm) where TSink : struct, IRowSink
     {
         ulong lost = 0;
         var rest = t["PERF_RECORD_LOST"u8.Length..];
@@ -292,7 +372,7 @@ public sealed class TextTraceReader : IBlockTraceReader
             while (d < rest.Length && (rest[d] == (byte)':' || rest[d] == (byte)' ')) d++;
             lost = DigitsAt(rest, d);
         }
-        Loss(block, ts, cpu, pid, _interner.Get(comm), lost);
+        Loss(ref sink, ts, cpu, pid, _interner.Get(comm), lost);
     }
 
     /// <summary>sec.frac followed by ':' → nanoseconds.</summary>
@@ -336,7 +416,7 @@ public sealed class TextTraceReader : IBlockTraceReader
         return i;
     }
 
-    bool TryParseEvent(ReadOnlySpan<byte> line, EventBlock block)
+    bool TryParseEvent<TSink>(ReadOnlySpan<byte> line, ref TSink sink) where TSink : struct, IRowSink
     {
         int from = 0;
         int bracket, cpu = 0, after;
@@ -427,7 +507,7 @@ public sealed class TextTraceReader : IBlockTraceReader
         }
         if (line[i..].StartsWith("PERF_RECORD_LOST"u8))
         {
-            PerfLost(block, line[i..], ts, cpu, pid, comm);
+            PerfLost(ref sink, line[i..], ts, cpu, pid, comm);
             return true;
         }
         int ns = i, ne = -1;
@@ -445,8 +525,8 @@ public sealed class TextTraceReader : IBlockTraceReader
             if (fe > ns && line[ps2..].StartsWith("<-"u8))
             {
                 var parent = line[(ps2 + 2)..].TrimStart((byte)'-').Trim((byte)' ');
-                block.Append(ts, cpu, pid, _interner.Get(comm), FunctionName, null, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
-                var ff = block.AddFields(2);
+                sink.Append(ts, cpu, pid, _interner.Get(comm), FunctionName, null, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
+                var ff = sink.AddFields(2);
                 ff[0] = EventField.Str("ip", _interner.Get(line[ns..fe]));
                 ff[1] = EventField.Str("parent_ip", _interner.Get(parent));
                 return true;
@@ -470,19 +550,19 @@ public sealed class TextTraceReader : IBlockTraceReader
                 payload = payload[SkipBlanks(payload, cp + 1)..];
             }
         }
-        block.Append(ts, cpu, pid, _interner.Get(comm), info.FullName, probe, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
+        sink.Append(ts, cpu, pid, _interner.Get(comm), info.FullName, probe, flags.Length == 0 ? null : _interner.Get(flags), _lines.LineNumber);
         if (info.PrintSymbol)
         {
-            var pf = block.AddFields(2);
+            var pf = sink.AddFields(2);
             pf[0] = EventField.Str("ip", info.ShortName);
             pf[1] = EventField.Str("buf", payload.Length == 0 ? "" : Encoding.UTF8.GetString(payload));
         }
-        else if (info.PrintkField != null) PrintkFields(block, info.PrintkField, payload);
-        else ParseFields(info, payload, block);
+        else if (info.PrintkField != null) PrintkFields(ref sink, info.PrintkField, payload);
+        else ParseFields(info, payload, ref sink);
         if (info.IsDataLoss)
         {
             Stats.DataLossMarkers++;
-            foreach (ref readonly var f in block.FieldsOf(block.Count - 1)) if (f.Name == "lost" && f.IsInteger) Stats.LostEvents += (long)f.Bits;
+            foreach (ref readonly var f in sink.LastFields) if (f.Name == "lost" && f.IsInteger) Stats.LostEvents += (long)f.Bits;
         }
         return true;
     }
@@ -491,7 +571,7 @@ public sealed class TextTraceReader : IBlockTraceReader
     /// caller's symbol) and the message, as the binary reader decodes <c>ftrace:bprint</c>/<c>bputs</c>. libtraceevent's
     /// <c>(NO FORMAT FOUND at ADDR)</c> (the format's address is not in the printk formats) leaves the message out,
     /// as the binary reader does, and is counted.</summary>
-    void PrintkFields(EventBlock block, string field, ReadOnlySpan<byte> payload)
+    void PrintkFields<TSink>(ref TSink sink, string field, ReadOnlySpan<byte> payload) where TSink : struct, IRowSink
     {
         int sep = payload.IndexOf(": "u8);
         ReadOnlySpan<byte> ip, msg;
@@ -501,16 +581,19 @@ public sealed class TextTraceReader : IBlockTraceReader
         {
             Stats.Add("template_mismatch", StatSeverity.Error);
             Stats.Add("template_mismatch:" + (field == "buf" ? "ftrace:bprint" : "ftrace:bputs"), StatSeverity.Error);
-            ParseGeneric(payload, block);
+            ParseGeneric(payload, ref sink);
             return;
         }
-        block.AddField(EventField.Str("ip", _interner.Get(ip)));
+        var ipField = EventField.Str("ip", _interner.Get(ip));
         if (msg.StartsWith("(NO FORMAT FOUND at "u8) && msg.TrimEnd((byte)' ').EndsWith(")"u8))
         {
             Stats.Add("printk_format_missing", StatSeverity.Info);
+            sink.AddFields(1)[0] = ipField;
             return;
         }
-        block.AddField(EventField.Str(field, msg.Length == 0 ? "" : Encoding.UTF8.GetString(msg)));
+        var pk = sink.AddFields(2);
+        pk[0] = ipField;
+        pk[1] = EventField.Str(field, msg.Length == 0 ? "" : Encoding.UTF8.GetString(msg));
     }
 
     /// <summary>The first "sec.frac:" token of a line (perf script without the cpu column).</summary>
@@ -586,7 +669,7 @@ public sealed class TextTraceReader : IBlockTraceReader
 
     /// <summary>Appends the payload's fields to the block's last row: the first template of the event's schema
     /// that matches (the last one that did is tried first), else key=value tokens or the text.</summary>
-    void ParseFields(NameInfo info, ReadOnlySpan<byte> payload, EventBlock block)
+    void ParseFields<TSink>(NameInfo info, ReadOnlySpan<byte> payload, ref TSink sink) where TSink : struct, IRowSink
     {
         if (info.Schema is { } schema)
         {
@@ -597,24 +680,24 @@ public sealed class TextTraceReader : IBlockTraceReader
                 int idx = (info.LastTemplate + k) % n;
                 var t = ts[idx];
                 int count = t.Fields.Count;
-                if (t.TryMatch(payload, _valueInterner, block.AddFields(count)))
+                if (t.TryMatch(payload, _valueInterner, sink.AddFields(count)))
                 {
                     info.LastTemplate = idx;
                     return;
                 }
-                block.TrimLastFields(count);
+                sink.TrimLastFields(count);
             }
             Stats.Add("template_mismatch", StatSeverity.Error);
             Stats.Add("template_mismatch:" + info.FullName, StatSeverity.Error);
         }
         else Stats.Add("events_without_format", StatSeverity.Info);
-        ParseGeneric(payload, block);
+        ParseGeneric(payload, ref sink);
     }
 
     static bool IsKeyChar(byte b) => char.IsAsciiLetterOrDigit((char)b) || b == (byte)'_' || b == (byte)'.' || b == (byte)'-' || b == (byte)'[' || b == (byte)']';
 
     /// <summary>key=value tokens, typed by their text; anything else: the whole payload as one string field "text".</summary>
-    void ParseGeneric(ReadOnlySpan<byte> payload, EventBlock block)
+    void ParseGeneric<TSink>(ReadOnlySpan<byte> payload, ref TSink sink) where TSink : struct, IRowSink
     {
         var p = payload.TrimEnd((byte)' ');
         if (p.Length == 0) return;
@@ -634,10 +717,10 @@ public sealed class TextTraceReader : IBlockTraceReader
         }
         if (!kv || i != p.Length || p.IndexOf((byte)'\t') >= 0 || p.IndexOf("  "u8) >= 0)
         {
-            block.AddField(EventField.Str("text", Encoding.UTF8.GetString(payload)));
+            sink.AddFields(1)[0] = EventField.Str("text", Encoding.UTF8.GetString(payload));
             return;
         }
-        var res = block.AddFields(count);
+        var res = sink.AddFields(count);
         i = 0;
         for (int k = 0; k < count; k++)
         {
