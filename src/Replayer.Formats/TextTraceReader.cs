@@ -679,7 +679,7 @@ public sealed class TextTraceReader : IBlockTraceReader
             {
                 int idx = (info.LastTemplate + k) % n;
                 var t = ts[idx];
-                int count = t.Fields.Count;
+                int count = t.FieldCount;
                 if (t.TryMatch(payload, _valueInterner, sink.AddFields(count)))
                 {
                     info.LastTemplate = idx;

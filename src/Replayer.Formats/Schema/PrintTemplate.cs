@@ -50,6 +50,8 @@ public sealed class PrintTemplate
     public ProbeKind Probe { get; }
     public IReadOnlyList<string> Literals => _literals;
     public IReadOnlyList<TemplateField> Fields => _fields;
+    /// <summary>How many fields <see cref="TryMatch(ReadOnlySpan{byte}, Utf8Interner, Span{EventField})"/> fills.</summary>
+    public int FieldCount => _fields.Length;
 
     readonly string[] _literals;
     readonly byte[][] _literalBytes;
