@@ -1,5 +1,6 @@
 using System.Text;
 using MessagePack;
+using Replayer.Core;
 
 namespace Replayer.Store;
 
@@ -12,16 +13,7 @@ internal sealed class StoreStringInterner
     public static StoreStringInterner ForThread => t_interner ??= new StoreStringInterner();
 
     const int MaxLen = 256;
-    const int Capacity = 1 << 16;
-    readonly Entry[] _table = new Entry[Capacity * 2];
-    int _count;
-
-    struct Entry
-    {
-        public uint Hash;
-        public byte[]? Utf8;
-        public string? Value;
-    }
+    readonly Utf8Interner _strings = new(maxEntries: 1 << 16, maxLength: MaxLen, runtimeInterned: true);
 
     /// <summary>A remembered string and its UTF-8 bytes.</summary>
     public struct Cached
@@ -78,29 +70,6 @@ internal sealed class StoreStringInterner
         return Lookup(span);
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public string Lookup(ReadOnlySpan<byte> span)
-    {
-        if (span.Length == 0) return "";
-        if (span.Length > MaxLen) return Encoding.UTF8.GetString(span);
-        uint h = Crc32C.Append(0x9e3779b9u, span);
-        int mask = _table.Length - 1;
-        int i = (int)(h & (uint)mask);
-        while (true)
-        {
-            ref var e = ref _table[i];
-            if (e.Utf8 == null)
-            {
-                var str = Encoding.UTF8.GetString(span);
-                if (_count >= Capacity) return str; // full: stop remembering
-                e.Hash = h;
-                e.Utf8 = span.ToArray();
-                e.Value = string.IsInterned(str) ?? str;
-                _count++;
-                return e.Value;
-            }
-            if (e.Hash == h && span.SequenceEqual(e.Utf8)) return e.Value!;
-            i = (i + 1) & mask;
-        }
-    }
+    /// <summary>The string for these UTF-8 bytes; the same instance every time for short ones.</summary>
+    public string Lookup(ReadOnlySpan<byte> span) => _strings.Get(span);
 }

@@ -3,7 +3,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace Replayer.Formats;
+namespace Replayer.Core;
 
 /// <summary>A small open-addressing map from UTF-8 byte strings to values; bounded (stops adding when full).</summary>
 public sealed class Utf8Map<T> where T : class
@@ -98,10 +98,17 @@ public sealed class Utf8Interner
     public int MaxLength { get; }
     public int Count => _map.Count;
 
-    public Utf8Interner(int maxEntries = 1 << 16, int maxLength = 96)
+    readonly bool _runtimeInterned;
+
+    /// <param name="maxEntries">distinct strings remembered at most.</param>
+    /// <param name="maxLength">longer byte strings are decoded every time, never remembered.</param>
+    /// <param name="runtimeInterned">remember the runtime's interned instance when there is one (a string literal such
+    /// as a field name the decoders look up), so that lookups by reference hit.</param>
+    public Utf8Interner(int maxEntries = 1 << 16, int maxLength = 96, bool runtimeInterned = false)
     {
         _map = new Utf8Map<string>(maxEntries);
         MaxLength = maxLength;
+        _runtimeInterned = runtimeInterned;
     }
 
     public string Get(ReadOnlySpan<byte> s)
@@ -112,6 +119,7 @@ public sealed class Utf8Interner
         var found = _map.Find(s, h);
         if (found != null) return found;
         var str = Encoding.UTF8.GetString(s);
+        if (_runtimeInterned) str = string.IsInterned(str) ?? str;
         _map.TryAdd(s, h, str);
         return str;
     }
