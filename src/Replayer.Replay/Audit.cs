@@ -40,10 +40,8 @@ public static class Audit
                 yield return Path.GetFileName(sys) + ":" + Path.GetFileName(ev);
     }
 
-    public static IEnumerable<DomainEvent> Decode(IEnumerable<TraceEvent> events, DomainDecoder decoder)
-    {
-        foreach (var e in events) yield return decoder.Decode(e);
-    }
+    public static IEnumerable<DomainEvent> Decode(IEnumerable<TraceEvent> events, DomainDecoder decoder) =>
+        Decode(events.Select(e => new EventView(e)), decoder);
 
     /// <summary>Decodes views (e.g. rows of reused blocks): each is decoded before the next is asked for.</summary>
     public static IEnumerable<DomainEvent> Decode(IEnumerable<EventView> events, DomainDecoder decoder)
@@ -54,11 +52,8 @@ public static class Audit
     public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions? options = null) =>
         Run(events, options ?? new AuditOptions(), out _);
 
-    public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine)
-    {
-        var decoder = new DomainDecoder(options.Context?.Resolver() ?? ResolverFor(options.TracePath));
-        return RunDecoded(DecodeAhead(Decode(events, decoder), options.DecodeAhead), options, decoder.Probes, out engine);
-    }
+    public static AuditResult Run(IEnumerable<TraceEvent> events, AuditOptions options, out ReplayEngine engine) =>
+        Run(events.Select(e => new EventView(e)), options, out engine);
 
     /// <summary>The audit of events given as views (see <see cref="EventBlockReading.Views"/>): the same
     /// result as <see cref="Run(IEnumerable{TraceEvent}, AuditOptions, out ReplayEngine)"/> on the same events.</summary>
